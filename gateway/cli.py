@@ -1,0 +1,194 @@
+"""``swgw``: the operator's command line (serve, submit, trace, messages, pki, checkconfig)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from partners.configfile import ConfigError
+
+DEFAULT_CONFIG = os.environ.get("SWGW_CONFIG", "conf/gateway.toml")
+SAMPLE_PARTIES = ("ke-nsw", "sg-nsw")
+
+
+def _load_config(path: str):
+    from gateway.config import load_gateway_config
+    return load_gateway_config(path)
+
+
+def _store(config):
+    from gateway.store.store import MessageStore
+    return MessageStore(config.database_url, config.blob_dir)
+
+
+def _iso(t) -> str | None:
+    from gateway.as4 import format_timestamp
+    return format_timestamp(t) if t is not None else None
+
+
+# -- commands --------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from gateway.daemon import Gateway, build_service
+    config = _load_config(args.config)
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    gateway = Gateway(config)
+    top = build_service(gateway, reactor)
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    print(f"swgw: {config.party_id} serving AS4 on "
+          f"{'https' if config.listen.tls else 'http'}://{config.listen.host}:{config.listen.port}/as4 "
+          f"with {len(gateway.registry().partners)} partner(s)", flush=True)
+    reactor.run()
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from gateway.identity import LocalIdentity
+    from gateway.outbound import OutboundPipeline, Submission
+    from partners.registry import load_partners
+    config = _load_config(args.config)
+    registry = load_partners(config.partners_dir)
+    try:
+        document = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"swgw submit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    store = _store(config)
+    pipeline = OutboundPipeline(LocalIdentity.from_config(config), lambda: registry, store)
+    message_id = pipeline.submit(Submission(partner_id=args.to, document_type=args.type, document=document,
+                                            nsw_reference=args.ref))
+    print(message_id)
+    return 0
+
+
+def _message_json(msg) -> dict:
+    return {"message_id": msg.message_id, "direction": msg.direction, "partner": msg.partner_id,
+            "document_type": msg.document_type, "reference": msg.nsw_reference, "status": msg.status,
+            "attempts": msg.attempts, "next_attempt_at": _iso(msg.next_attempt_at),
+            "created_at": _iso(msg.created_at), "last_error": msg.last_error}
+
+
+def cmd_trace(args) -> int:
+    if not args.message_id and not args.ref:
+        print("swgw trace: give a message id or --ref REF", file=sys.stderr)
+        return 2
+    store = _store(_load_config(args.config))
+    messages = store.find(message_id=args.message_id, reference=None if args.message_id else args.ref)
+    if not messages:
+        what = f"message id {args.message_id}" if args.message_id else f"reference {args.ref}"
+        print(f"swgw trace: no message with {what} in this gateway's store", file=sys.stderr)
+        return 1
+    traces = []
+    for msg in messages:
+        trace = _message_json(msg)
+        trace["events"] = [{"time": _iso(e.time), "step": e.step, "outcome": e.outcome, "detail": e.detail}
+                           for e in msg.events]
+        traces.append(trace)
+    if args.json:
+        print(json.dumps(traces[0] if len(traces) == 1 else traces, indent=2))
+        return 0
+    for t in traces:
+        arrow = "to" if t["direction"] == "out" else "from"
+        print(f"{t['message_id']}  ({'outbound' if t['direction'] == 'out' else 'inbound'} {arrow} "
+              f"{t['partner']}, {t['document_type']}, reference {t['reference']})  status: {t['status']}")
+        for e in t["events"]:
+            print(f"  {e['time']}  {e['step']:<11} {e['outcome']:<10} {e['detail'] or ''}")
+        if t["next_attempt_at"] and t["status"] == "queued":
+            print(f"  next attempt at {t['next_attempt_at']}")
+    return 0
+
+
+def cmd_messages(args) -> int:
+    store = _store(_load_config(args.config))
+    rows = [_message_json(m) for m in store.list_messages(args.partner, args.status, args.limit)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no messages")
+    for r in rows:
+        print(f"{r['created_at']}  {r['direction']:<3} {r['partner']:<12} {r['status']:<10} "
+              f"{(r['document_type'] or '-'):<12} {r['reference'] or '-':<16} {r['message_id']}")
+    return 0
+
+
+def cmd_pki_init(args) -> int:
+    from crypto.devpki import ensure_party
+    root = Path(args.dir)
+    for party in args.party or SAMPLE_PARTIES:
+        files = ensure_party(root, party)
+        print(f"{files.directory}: tls, sign, enc certificates and keys (CA: {root / 'ca' / 'ca.crt'})")
+    return 0
+
+
+def cmd_checkconfig(args) -> int:
+    from partners.registry import load_partners
+    config = _load_config(args.config)
+    registry = load_partners(config.partners_dir)
+    print(f"{config.file}: OK ({config.party_id}, {len(registry.partners)} partner(s): "
+          f"{', '.join(sorted(registry.partners)) or 'none'})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swgw", description="Single-window interconnection gateway (AS4)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p):
+        p.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                       help=f"gateway config file (default {DEFAULT_CONFIG}, or $SWGW_CONFIG)")
+        return p
+
+    with_config(sub.add_parser("serve", help="run the gateway daemon")).set_defaults(func=cmd_serve)
+    p = with_config(sub.add_parser("submit", help="queue a document for a partner"))
+    p.add_argument("--to", required=True, help="partner id (folder name under conf/partners)")
+    p.add_argument("--type", required=True, help="document type (a PMode's document_type)")
+    p.add_argument("--ref", help="the NSW's own reference for the document")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_submit)
+    p = with_config(sub.add_parser("trace", help="show the timeline of one message"))
+    p.add_argument("message_id", nargs="?")
+    p.add_argument("--ref", help="find the message by the NSW's reference instead")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_trace)
+    p = with_config(sub.add_parser("messages", help="list messages"))
+    p.add_argument("--partner")
+    p.add_argument("--status")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_messages)
+    pki = sub.add_parser("pki", help="development PKI").add_subparsers(dest="pki_command", required=True)
+    p = pki.add_parser("init", help="generate a dev CA and party certificates (never for production)")
+    p.add_argument("--dir", default="certs")
+    p.add_argument("--party", action="append", help=f"party name (default: {', '.join(SAMPLE_PARTIES)})")
+    p.set_defaults(func=cmd_pki_init)
+    with_config(sub.add_parser("checkconfig", help="validate gateway and partner config")).set_defaults(
+        func=cmd_checkconfig)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"swgw: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an operator sees the problem, not a traceback
+        from crypto.keys import KeyFileError
+        from gateway.outbound import SubmissionRejected
+        if isinstance(exc, (KeyFileError, SubmissionRejected)):
+            print(f"swgw: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Polls the NSW outbox folder and feeds each document into the outbound pipeline."""
+from __future__ import annotations
+
+from twisted.application.internet import TimerService
+from twisted.internet import threads
+from twisted.logger import Logger
+
+from gateway import as4
+from gateway.connectors.folder import FolderConnector, OutboxError
+from gateway.outbound import OutboundPipeline, Submission, SubmissionRejected
+from gateway.store.store import DuplicateMessage
+
+log = Logger()
+
+
+def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_domain: str) -> int:
+    """Submit every committed outbox document (blocking). Claims left by a crash are resumed
+    with the MessageId fixed at their first claim, so a document is never queued twice."""
+    count = 0
+    for name in connector.claimed() + connector.claim_new():
+        try:
+            item = connector.read_claimed(name)
+            message_id = connector.message_id_for(item, lambda: as4.new_message_id(party_domain))
+            pipeline.submit(Submission(partner_id=item.partner, document_type=item.document_type,
+                                       document=item.document, nsw_reference=item.reference,
+                                       message_id=message_id))
+        except DuplicateMessage:
+            pass  # queued before a crash interrupted the archiving
+        except (OutboxError, SubmissionRejected) as exc:
+            log.warn("outbox document {name} rejected: {error}", name=name, error=str(exc))
+            connector.archive(name, error=str(exc))
+            continue
+        connector.archive(name)
+        count += 1
+    return count
+
+
+class OutboxPoller(TimerService):
+    def __init__(self, connector: FolderConnector, pipeline: OutboundPipeline, party_domain: str,
+                 interval: float):
+        super().__init__(interval, self._poll)
+        self.connector, self.pipeline, self.party_domain = connector, pipeline, party_domain
+
+    def _poll(self):
+        d = threads.deferToThread(drain_outbox, self.connector, self.pipeline, self.party_domain)
+        d.addErrback(lambda f: log.failure("outbox poll failed", f))
+        return d

@@ -1,0 +1,56 @@
+"""Judging a partner's answer to a message we sent: a valid signed receipt, an ebMS error, or junk.
+
+Pure decision logic over bytes (plus crypto); the sender applies the verdict to the store.
+A receipt only counts when it is signed by the partner, refers to our MessageId and its
+NonRepudiationInformation repeats exactly the digests we signed: that is what makes it
+evidence that the partner got *these* bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crypto import SecurityError, verify_message
+from gateway import as4
+from gateway.store.store import OutboundJob
+from partners.registry import Partner
+
+DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str          # DELIVERED, RETRY or FAILED
+    detail: str
+
+
+def judge_response(job: OutboundJob, partner: Partner, status: int, content_type: str, body: bytes) -> Verdict:
+    if status >= 500 and not body.strip():
+        return Verdict(RETRY, f"HTTP {status} from partner with no ebMS answer")
+    try:
+        soap, _parts = as4.decode_message(content_type, body)
+        envelope = as4.parse_xml(soap)
+        parsed = as4.parse_envelope(envelope)
+    except (as4.EbmsException, as4.XmlRejected) as exc:
+        text = exc.error.description if isinstance(exc, as4.EbmsException) else str(exc)
+        return Verdict(RETRY, f"HTTP {status}: answer is not an ebMS signal ({text})")
+    if parsed.error_signal is not None:
+        errors = "; ".join(f"{e.error_code} {e.short_description}: {e.description}"
+                           for e in parsed.error_signal.errors)
+        return Verdict(FAILED, f"partner answered with an ebMS error: {errors}")
+    if parsed.receipt is None:
+        return Verdict(RETRY, f"HTTP {status}: answer holds neither a receipt nor an error")
+    if parsed.receipt.ref_to_message_id != job.message_id:
+        return Verdict(RETRY, f"receipt refers to {parsed.receipt.ref_to_message_id!r}, not to {job.message_id!r}")
+    try:
+        verify_message(envelope, [], partner.signing_certs)
+    except SecurityError as exc:
+        return Verdict(RETRY, f"receipt signature is not valid: {exc}")
+    got = as4.nri_digests(parsed.nri_references)
+    expected = {uri: tuple(v) for uri, v in job.signed_references.items()}
+    if {u: tuple(v) for u, v in got.items()} != expected:
+        missing = sorted(set(expected) - set(got))
+        wrong = sorted(u for u in expected if u in got and tuple(got[u]) != expected[u])
+        return Verdict(RETRY, f"receipt NonRepudiationInformation does not match what we signed "
+                       f"(missing: {missing or 'none'}, different digests: {wrong or 'none'})")
+    return Verdict(DELIVERED, f"signed receipt {parsed.receipt.message_id} verified; "
+                   f"{len(got)} NRI digests match what we signed")

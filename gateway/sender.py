@@ -1,0 +1,166 @@
+"""The sender: takes due messages from the store, POSTs them, and applies the partner's verdict.
+
+State is in the database: a message is ``queued`` until claimed (``sending``), and goes
+back to ``queued`` with a later ``next_attempt_at`` when an attempt fails. A crash while
+``sending`` is healed at start-up by requeueing (at-least-once; the receiver de-duplicates).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Callable
+
+import treq
+from twisted.application.service import Service
+from twisted.internet import defer, task, threads
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from gateway import as4
+from gateway.config import GatewayConfig
+from gateway.connectors.folder import FolderConnector
+from gateway.receipts import DELIVERED, FAILED, Verdict, judge_response
+from gateway.store.store import MessageStore, OutboundJob, StepEvent, utcnow
+from gateway.transport.tls import PartnerTLSPolicy, private_certificate
+from partners.registry import Partner, PartnerRegistry
+
+log = Logger()
+
+
+class Sender(Service):
+    name = "sender"
+
+    def __init__(self, config: GatewayConfig, store: MessageStore, registry: Callable[[], PartnerRegistry],
+                 connector: FolderConnector, reactor=None):
+        from twisted.internet import reactor as default_reactor
+        self.config = config
+        self.store = store
+        self.registry = registry
+        self.connector = connector
+        self.reactor = reactor or default_reactor
+        self.pool = HTTPConnectionPool(self.reactor, persistent=True)
+        self.pool.maxPersistentPerHost = config.sender.concurrency
+        self._client_cert = (private_certificate(config.tls_client.key_path, config.tls_client.cert_path)
+                             if config.tls_client else None)
+        self._agents: dict[str, tuple[Partner, Agent]] = {}
+        self._inflight: set[defer.Deferred] = set()
+        self._loop: task.LoopingCall | None = None
+
+    def _agent(self, partner: Partner) -> Agent:
+        cached = self._agents.get(partner.id)
+        if cached is None or cached[0] is not partner:   # partner config reloaded: new TLS policy
+            policy = PartnerTLSPolicy(partner.tls_trust, self._client_cert)
+            cached = (partner, Agent(self.reactor, contextFactory=policy, pool=self.pool,
+                                     connectTimeout=self.config.sender.timeout))
+            self._agents[partner.id] = cached
+        return cached[1]
+
+    # -- service -----------------------------------------------------------------
+    def startService(self):
+        super().startService()
+        requeued = self.store.recover_interrupted()
+        if requeued:
+            log.info("requeued {n} message(s) interrupted by the last shutdown", n=requeued)
+        self._loop = task.LoopingCall(self.tick)
+        self._loop.clock = self.reactor
+        self._loop.start(self.config.sender.poll_interval, now=True).addErrback(
+            lambda f: log.failure("sender loop stopped", f))
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        if self._loop and self._loop.running:
+            self._loop.stop()
+        # In-flight sends finish (or time out) so their outcome is recorded; anything cut off
+        # stays 'sending' and is requeued at the next start.
+        if self._inflight:
+            yield defer.DeferredList(list(self._inflight), consumeErrors=True)
+        yield self.pool.closeCachedConnections()
+        yield super().stopService()
+
+    @defer.inlineCallbacks
+    def tick(self):
+        free = self.config.sender.concurrency - len(self._inflight)
+        if free <= 0:
+            return
+        try:
+            jobs = yield threads.deferToThread(self.store.claim_due, free)
+        except Exception:
+            log.failure("could not read the outbound queue")
+            return
+        for job in jobs:
+            d = self.send(job)
+            self._inflight.add(d)
+            d.addBoth(lambda r, d=d: (self._inflight.discard(d), r)[1])
+
+    # -- one attempt -------------------------------------------------------------
+    @defer.inlineCallbacks
+    def send(self, job: OutboundJob):
+        partner = self.registry().get(job.partner_id)
+        if partner is None:
+            yield threads.deferToThread(self._apply, job, Verdict(FAILED, f"partner {job.partner_id!r} is no "
+                                                                  "longer configured"), None, None)
+            return
+        started = utcnow()
+        try:
+            response = yield treq.post(partner.endpoint.encode(), data=job.body,
+                                       headers={b"Content-Type": [job.content_type.encode("latin-1")],
+                                                b"SOAPAction": [b'""']},
+                                       agent=self._agent(partner), timeout=self.config.sender.timeout)
+            body = yield response.content()
+        except Exception as exc:  # connection refused, TLS failure, timeout: all retryable
+            reason = getattr(exc, "reasons", None) or [exc]
+            detail = "; ".join(str(getattr(r, "value", r)) for r in reason)
+            yield threads.deferToThread(self._apply, job, Verdict("retry", f"POST {partner.endpoint} failed: "
+                                                                  f"{type(exc).__name__}: {detail}"), None, None)
+            return
+        content_type = (response.headers.getRawHeaders(b"content-type") or [b""])[0].decode("latin-1")
+        elapsed = (utcnow() - started).total_seconds()
+        try:
+            yield threads.deferToThread(self._judge_and_apply, job, partner, response.code, content_type,
+                                        body, elapsed)
+        except Exception:
+            log.failure("could not record the outcome of {message_id}", message_id=job.message_id)
+
+    def _judge_and_apply(self, job, partner, code, content_type, body, elapsed):
+        verdict = judge_response(job, partner, code, content_type, body)
+        self._apply(job, verdict, (code, elapsed), (content_type, body))
+
+    def _apply(self, job: OutboundJob, verdict: Verdict, http, answer) -> None:
+        """Record an attempt's outcome (blocking; runs on a worker thread)."""
+        partner = self.registry().get(job.partner_id)
+        attempt = StepEvent("send", "ok" if http and http[0] < 300 else "error",
+                            f"attempt {job.attempts}: " + (f"HTTP {http[0]} in {http[1]:.2f}s" if http
+                                                           else verdict.detail))
+        if verdict.outcome == DELIVERED:
+            self.store.mark_delivered(job.pk, answer[1], answer[0],
+                                      [attempt, StepEvent("receipt", "verified", verdict.detail)])
+            self._report(job, "delivered", verdict.detail)
+            log.info("delivered {message_id} to {partner}", message_id=job.message_id, partner=job.partner_id)
+            return
+        pmode = next((p for p in partner.pmodes if p.id == job.pmode_id), None) if partner else None
+        events = [attempt] if not http else [attempt, StepEvent("receipt", "invalid", verdict.detail)]
+        now = utcnow()
+        if verdict.outcome == FAILED or pmode is None:
+            self.store.mark_failed(job.pk, verdict.detail, [*events, StepEvent("failed", "final", verdict.detail)])
+            self._report(job, "failed", verdict.detail)
+            return
+        retry = pmode.retry
+        age = (now - job.created_at).total_seconds()
+        if job.attempts >= retry.max_attempts or age >= retry.max_age:
+            why = (f"gave up after {job.attempts} attempt(s) over {age:.0f}s "
+                   f"(PMode {pmode.id}: max_attempts {retry.max_attempts}, max_age {retry.max_age:.0f}s); "
+                   f"last error: {verdict.detail}")
+            self.store.mark_failed(job.pk, why, [*events, StepEvent("failed", "final", why)])
+            self._report(job, "failed", why)
+            return
+        delay = retry.delay_after(job.attempts) * random.uniform(0.8, 1.2)   # jitter spreads retries
+        when = now + dt.timedelta(seconds=delay)
+        self.store.mark_retry(job.pk, verdict.detail, when,
+                              [*events, StepEvent("retry", "scheduled",
+                                                  f"attempt {job.attempts + 1} at {as4.format_timestamp(when)}")])
+
+    def _report(self, job: OutboundJob, status: str, detail: str) -> None:
+        msg = self.store.find(job.message_id)
+        reference = next((m.nsw_reference for m in msg if m.direction == "out"), None)
+        self.connector.report(message_id=job.message_id, reference=reference, partner_id=job.partner_id,
+                              status=status, detail=detail, time=as4.format_timestamp(utcnow()))

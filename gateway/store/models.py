@@ -1,0 +1,99 @@
+"""Database tables: messages, their events, stored blobs (payloads, raw messages, receipts).
+
+State lives here, not in memory, so a daemon killed at any instant restarts where it was.
+The schema itself is created by the Alembic migration in ``migrations/``; these models are
+the ORM view of it and must match it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite drops the zone; PostgreSQL keeps it)."""
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+            value = value.astimezone(dt.timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# Outbound: queued -> sending -> delivered | failed ; inbound: received -> delivered | rejected
+OUT, IN = "out", "in"
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("direction", "partner_id", "message_id", name="uq_messages_dir_partner_msgid"),
+        Index("ix_messages_due", "direction", "status", "next_attempt_at"),
+        Index("ix_messages_ref", "nsw_reference"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    direction: Mapped[str] = mapped_column(String(3))
+    partner_id: Mapped[str] = mapped_column(String(128))
+    document_type: Mapped[str | None] = mapped_column(String(128))
+    pmode_id: Mapped[str | None] = mapped_column(String(255))
+    nsw_reference: Mapped[str | None] = mapped_column(String(255))
+    conversation_id: Mapped[str | None] = mapped_column(String(255))
+    ref_to_message_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    content_type: Mapped[str | None] = mapped_column(Text)      # MIME Content-Type of the raw message
+    raw_digest: Mapped[str | None] = mapped_column(String(64))  # sha256 of the raw signed message (blob)
+    signed_references: Mapped[dict | None] = mapped_column(JSON)  # uri -> [digest method, value]
+    receipt_digest: Mapped[str | None] = mapped_column(String(64))
+    receipt_content_type: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    events: Mapped[list["Event"]] = relationship(back_populates="message", order_by="Event.id")
+    payloads: Mapped[list["Payload"]] = relationship(back_populates="message", order_by="Payload.id")
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    step: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    message: Mapped[Message] = relationship(back_populates="events")
+
+
+class Payload(Base):
+    """A business document carried by a message; the bytes live in the blob store by digest."""
+    __tablename__ = "payloads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    content_id: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+
+    message: Mapped[Message] = relationship(back_populates="payloads")

@@ -1,0 +1,271 @@
+"""The message store: every state change of a message, and the event that explains it, in one transaction.
+
+All methods are synchronous and blocking; the daemon calls them off the reactor thread
+(``deferToThread``). The CLI calls them directly.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from gateway.store.blobs import BlobStore
+from gateway.store.models import IN, OUT, Event, Message, Payload
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Outbound states
+QUEUED, SENDING, DELIVERED, FAILED = "queued", "sending", "delivered", "failed"
+# Inbound states
+RECEIVED, REJECTED = "received", "rejected"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class DuplicateMessage(Exception):
+    """A MessageId already recorded for this partner and direction."""
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: str
+    outcome: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class PayloadData:
+    content_id: str
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutboundJob:
+    """What the sender needs to (re)send one message: the identical signed bytes every time."""
+    pk: int
+    message_id: str
+    partner_id: str
+    pmode_id: str | None
+    content_type: str
+    body: bytes
+    attempts: int
+    created_at: dt.datetime
+    signed_references: dict
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class MessageStore:
+    def __init__(self, url: str, blob_dir: Path, *, run_migrations: bool = True):
+        self.engine = make_engine(url)
+        if run_migrations:
+            migrate(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.blobs = BlobStore(blob_dir)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- helpers -----------------------------------------------------------------
+    @staticmethod
+    def _events(session: Session, pk: int, events: Iterable[StepEvent], when: dt.datetime) -> None:
+        for ev in events:
+            session.add(Event(message_pk=pk, time=when, step=ev.step, outcome=ev.outcome, detail=ev.detail))
+
+    def _store_payloads(self, session: Session, pk: int, payloads: Sequence[PayloadData]) -> None:
+        for p in payloads:
+            digest = self.blobs.put(p.data)
+            session.add(Payload(message_pk=pk, content_id=p.content_id, mime_type=p.mime_type,
+                                digest=digest, size=len(p.data)))
+
+    def add_event(self, pk: int, step: str, outcome: str, detail: str | None = None) -> None:
+        with self.sessions.begin() as s:
+            self._events(s, pk, [StepEvent(step, outcome, detail)], utcnow())
+
+    # -- outbound ----------------------------------------------------------------
+    def record_outbound(self, *, message_id: str, partner_id: str, document_type: str, pmode_id: str,
+                        nsw_reference: str | None, conversation_id: str, ref_to_message_id: str | None,
+                        content_type: str, raw: bytes, signed_references: dict,
+                        payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> int:
+        """Persist a packed, signed message as ``queued``: files first, then one DB transaction."""
+        raw_digest = self.blobs.put(raw)
+        now = utcnow()
+        try:
+            return self._insert_outbound(now, raw_digest, message_id=message_id, partner_id=partner_id,
+                                         document_type=document_type, pmode_id=pmode_id,
+                                         nsw_reference=nsw_reference, conversation_id=conversation_id,
+                                         ref_to_message_id=ref_to_message_id, content_type=content_type,
+                                         signed_references=signed_references, payloads=payloads, events=events)
+        except IntegrityError:
+            raise DuplicateMessage(message_id) from None
+
+    def _insert_outbound(self, now, raw_digest, *, message_id, partner_id, document_type, pmode_id,
+                         nsw_reference, conversation_id, ref_to_message_id, content_type,
+                         signed_references, payloads, events) -> int:
+        with self.sessions.begin() as s:
+            msg = Message(message_id=message_id, direction=OUT, partner_id=partner_id,
+                          document_type=document_type, pmode_id=pmode_id, nsw_reference=nsw_reference,
+                          conversation_id=conversation_id, ref_to_message_id=ref_to_message_id,
+                          status=QUEUED, created_at=now, updated_at=now, attempts=0, next_attempt_at=now,
+                          content_type=content_type, raw_digest=raw_digest,
+                          signed_references=signed_references)
+            s.add(msg)
+            s.flush()
+            self._store_payloads(s, msg.id, payloads)
+            self._events(s, msg.id, [*events, StepEvent("persist", "ok", f"queued for {partner_id}")], now)
+            return msg.id
+
+    def recover_interrupted(self) -> int:
+        """Messages left ``sending`` by a crash go back to the queue (sending is at-least-once)."""
+        now = utcnow()
+        with self.sessions.begin() as s:
+            rows = s.scalars(select(Message).where(Message.direction == OUT, Message.status == SENDING)).all()
+            for msg in rows:
+                msg.status, msg.next_attempt_at, msg.updated_at = QUEUED, now, now
+                self._events(s, msg.id, [StepEvent("recover", "requeued",
+                                                   "send was interrupted by a restart; will resend")], now)
+            return len(rows)
+
+    def claim_due(self, limit: int, now: dt.datetime | None = None) -> list[OutboundJob]:
+        """Atomically move due ``queued`` messages to ``sending`` (safe with several nodes)."""
+        now = now or utcnow()
+        jobs = []
+        with self.sessions.begin() as s:
+            candidates = s.scalars(
+                select(Message).where(Message.direction == OUT, Message.status == QUEUED,
+                                      Message.next_attempt_at <= now)
+                .order_by(Message.next_attempt_at, Message.id).limit(limit)).all()
+            for msg in candidates:
+                attempts = msg.attempts + 1
+                claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == QUEUED)
+                                    .values(status=SENDING, updated_at=now, attempts=Message.attempts + 1))
+                if claimed.rowcount != 1:
+                    continue
+                jobs.append(OutboundJob(pk=msg.id, message_id=msg.message_id, partner_id=msg.partner_id,
+                                        pmode_id=msg.pmode_id, content_type=msg.content_type,
+                                        body=b"", attempts=attempts, created_at=msg.created_at,
+                                        signed_references=msg.signed_references or {}))
+        # Blob reads happen outside the transaction; the raw message never changes once stored.
+        result = []
+        for job in jobs:
+            with self.sessions() as s:
+                digest = s.get(Message, job.pk).raw_digest
+            result.append(OutboundJob(**{**job.__dict__, "body": self.blobs.get(digest)}))
+        return result
+
+    def mark_delivered(self, pk: int, receipt: bytes, receipt_content_type: str,
+                       events: Sequence[StepEvent]) -> None:
+        digest = self.blobs.put(receipt)
+        now = utcnow()
+        with self.sessions.begin() as s:
+            msg = s.get(Message, pk)
+            msg.status, msg.updated_at, msg.next_attempt_at = DELIVERED, now, None
+            msg.receipt_digest, msg.receipt_content_type, msg.last_error = digest, receipt_content_type, None
+            self._events(s, pk, events, now)
+
+    def mark_retry(self, pk: int, error: str, next_attempt_at: dt.datetime,
+                   events: Sequence[StepEvent]) -> None:
+        now = utcnow()
+        with self.sessions.begin() as s:
+            msg = s.get(Message, pk)
+            msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = QUEUED, now, next_attempt_at, error
+            self._events(s, pk, events, now)
+
+    def mark_failed(self, pk: int, error: str, events: Sequence[StepEvent]) -> None:
+        now = utcnow()
+        with self.sessions.begin() as s:
+            msg = s.get(Message, pk)
+            msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = FAILED, now, None, error
+            self._events(s, pk, events, now)
+
+    # -- inbound -----------------------------------------------------------------
+    def find_inbound(self, partner_id: str, message_id: str) -> Message | None:
+        with self.sessions() as s:
+            return s.scalars(select(Message).where(Message.direction == IN, Message.partner_id == partner_id,
+                                                   Message.message_id == message_id)).first()
+
+    def record_inbound(self, *, message_id: str, partner_id: str, document_type: str | None,
+                       pmode_id: str | None, nsw_reference: str | None, conversation_id: str | None,
+                       ref_to_message_id: str | None, status: str, content_type: str, raw: bytes,
+                       receipt: bytes | None, receipt_content_type: str | None, error: str | None,
+                       payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> int:
+        """Record a received message with its evidence; DuplicateMessage if already recorded."""
+        raw_digest = self.blobs.put(raw)
+        receipt_digest = self.blobs.put(receipt) if receipt is not None else None
+        now = utcnow()
+        try:
+            with self.sessions.begin() as s:
+                msg = Message(message_id=message_id, direction=IN, partner_id=partner_id,
+                              document_type=document_type, pmode_id=pmode_id, nsw_reference=nsw_reference,
+                              conversation_id=conversation_id, ref_to_message_id=ref_to_message_id,
+                              status=status, created_at=now, updated_at=now, attempts=1,
+                              content_type=content_type, raw_digest=raw_digest,
+                              receipt_digest=receipt_digest, receipt_content_type=receipt_content_type,
+                              last_error=error)
+                s.add(msg)
+                s.flush()
+                self._store_payloads(s, msg.id, payloads)
+                self._events(s, msg.id, events, now)
+                return msg.id
+        except IntegrityError:
+            raise DuplicateMessage(message_id) from None
+
+    def blob(self, digest: str) -> bytes:
+        return self.blobs.get(digest)
+
+    # -- queries -----------------------------------------------------------------
+    def find(self, message_id: str | None = None, reference: str | None = None) -> list[Message]:
+        """Messages (with events) by ebMS MessageId or by the NSW's own reference."""
+        with self.sessions() as s:
+            q = select(Message).options(selectinload(Message.events), selectinload(Message.payloads))
+            q = q.where(Message.message_id == message_id) if message_id else q.where(
+                Message.nsw_reference == reference)
+            return list(s.scalars(q.order_by(Message.id)).all())
+
+    def list_messages(self, partner: str | None = None, status: str | None = None,
+                      limit: int = 200) -> list[Message]:
+        with self.sessions() as s:
+            q = select(Message)
+            if partner:
+                q = q.where(Message.partner_id == partner)
+            if status:
+                q = q.where(Message.status == status)
+            return list(s.scalars(q.order_by(Message.id.desc()).limit(limit)).all())

@@ -1,0 +1,94 @@
+"""The AS4 HTTP endpoint: ``POST /as4`` and a ``GET /health`` probe.
+
+The resource only moves bytes: the body is handed to the inbound pipeline on a worker
+thread, so parsing, crypto and database work never block the reactor, and /health keeps
+answering while a large message is processed.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet import threads
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+from gateway.inbound import Response
+
+log = Logger()
+
+
+class _LimitedRequest(server.Request):
+    """Refuses a body larger than the configured limit as soon as Content-Length says so."""
+    max_bytes = 100 * 1024 * 1024
+
+    def gotLength(self, length):
+        if length is not None and length > self.max_bytes:
+            self.setResponseCode(413)
+            self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            self.write(f"message of {length} bytes exceeds this gateway's limit of {self.max_bytes} bytes\n"
+                       .encode())
+            self.finish()
+            self.channel.loseConnection()
+            return
+        super().gotLength(length)
+
+
+class HealthResource(resource.Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"text/plain")
+        return b"ok\n"
+
+
+class AS4Resource(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, process: Callable[[str, bytes], Response]):
+        super().__init__()
+        self.process = process
+
+    def render_GET(self, request):
+        request.setResponseCode(405)
+        request.setHeader(b"allow", b"POST")
+        return b"this is an AS4 endpoint: POST ebMS 3.0 messages here\n"
+
+    def render_POST(self, request):
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
+        request.content.seek(0)
+        body = request.content.read()
+        d = threads.deferToThread(self.process, content_type, body)
+
+        def done(response: Response):
+            if request.finished or request._disconnected:
+                return
+            request.setResponseCode(response.code)
+            request.setHeader(b"content-type", response.content_type.encode("latin-1"))
+            request.write(response.body)
+            request.finish()
+
+        def failed(failure):
+            log.failure("inbound pipeline crashed", failure)
+            if not request.finished and not request._disconnected:
+                request.setResponseCode(500)
+                request.setHeader(b"content-type", b"text/plain")
+                request.write(b"internal error; the message was not accepted, please retry\n")
+                request.finish()
+
+        d.addCallbacks(done, failed)
+        return server.NOT_DONE_YET
+
+
+def make_site(process: Callable[[str, bytes], Response], max_bytes: int) -> server.Site:
+    root = resource.Resource()
+    root.putChild(b"as4", AS4Resource(process))
+    root.putChild(b"health", HealthResource())
+    site = server.Site(root)
+
+    class Request(_LimitedRequest):
+        pass
+
+    Request.max_bytes = max_bytes
+    site.requestFactory = Request
+    site.displayTracebacks = False
+    return site

@@ -1,0 +1,52 @@
+"""Processing modes (PModes): how messages of one document type travel to and from a partner.
+
+Frozen dataclasses, so a PMode handed to a pipeline cannot change under it when the
+registry is reloaded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EBMS_NS = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/"
+DEFAULT_INITIATOR_ROLE = EBMS_NS + "initiator"
+DEFAULT_RESPONDER_ROLE = EBMS_NS + "responder"
+UNREGISTERED_PARTY_TYPE = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+SECURITY_SUITES = ("edelivery-as4-1.15",)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff, bounded both by attempts and by the age of the message."""
+    max_attempts: int = 8
+    initial_interval: float = 5.0
+    multiplier: float = 2.0
+    max_interval: float = 600.0
+    max_age: float = 86400.0
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th failed attempt (1-based)."""
+        return min(self.max_interval, self.initial_interval * self.multiplier ** max(0, attempt - 1))
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    suite: str = "edelivery-as4-1.15"
+    sign: bool = True
+    encrypt: bool = True
+
+
+@dataclass(frozen=True)
+class PMode:
+    id: str
+    document_type: str
+    agreement: str | None
+    agreement_type: str | None
+    service: str
+    service_type: str | None
+    action: str
+    initiator_role: str
+    responder_role: str
+    mime_type: str
+    compress: bool
+    security: SecurityConfig
+    retry: RetryPolicy

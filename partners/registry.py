@@ -1,0 +1,187 @@
+"""The partner registry: one folder per partner under ``conf/partners/``.
+
+Onboarding a partner is data, not code. The whole tree is validated before it is used,
+and every problem is reported with its file and key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from cryptography import x509
+
+from crypto.keys import KeyFileError, load_certificate, load_certificates
+from partners.configfile import Problems, Section, load_or_collect
+from partners.pmode import (DEFAULT_INITIATOR_ROLE, DEFAULT_RESPONDER_ROLE, SECURITY_SUITES,
+                            UNREGISTERED_PARTY_TYPE, PMode, RetryPolicy, SecurityConfig)
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    party_id: str
+    party_id_type: str | None
+    endpoint: str
+    signing_certs: tuple[x509.Certificate, ...]
+    encryption_cert: x509.Certificate | None
+    tls_trust: tuple[x509.Certificate, ...]
+    pmodes: tuple[PMode, ...]
+    folder: Path
+
+    def pmode_for_document(self, document_type: str) -> PMode | None:
+        return next((p for p in self.pmodes if p.document_type == document_type), None)
+
+    def pmode_for_message(self, agreement: str | None, service: str, action: str) -> PMode | None:
+        for pmode in self.pmodes:
+            if pmode.service == service and pmode.action == action and pmode.agreement == agreement:
+                return pmode
+        return None
+
+
+@dataclass(frozen=True)
+class PartnerRegistry:
+    partners: dict[str, Partner]
+
+    def get(self, partner_id: str) -> Partner | None:
+        return self.partners.get(partner_id)
+
+    def by_party_id(self, value: str, type_: str | None) -> Partner | None:
+        for partner in self.partners.values():
+            if partner.party_id == value and (partner.party_id_type or None) == (type_ or None):
+                return partner
+        return None
+
+
+def _load_certs(section: Section, key: str, *, required: bool) -> list[x509.Certificate]:
+    raw = section.data.get(key)
+    paths = [raw] if isinstance(raw, str) else raw
+    if raw is None and not required:
+        section._used.add(key)
+        return []
+    if isinstance(raw, str):
+        section._used.add(key)
+    else:
+        paths = section.str_list(key)
+    certs: list[x509.Certificate] = []
+    for value in paths or []:
+        path = (section.file.parent / value).resolve()
+        try:
+            certs.extend(load_certificates(path))
+        except KeyFileError as exc:
+            section.error(key, str(exc))
+    return certs
+
+
+def _load_pmode(section: Section, partner_id: str) -> PMode | None:
+    doc_type = section.str("document_type")
+    sec = section.table("security", required=False)
+    retry = section.table("retry", required=False)
+    security = SecurityConfig(
+        suite=sec.choice("suite", SECURITY_SUITES, "edelivery-as4-1.15") or "edelivery-as4-1.15",
+        sign=bool(sec.bool("sign", True)), encrypt=bool(sec.bool("encrypt", True))) if sec else SecurityConfig()
+    if sec is not None:
+        if not security.sign:
+            sec.error("sign", "unsigned messages are not supported; set sign = true")
+        sec.reject_unknown()
+    defaults = RetryPolicy()
+    retry_policy = RetryPolicy(
+        max_attempts=retry.int("max_attempts", defaults.max_attempts, minimum=1),
+        initial_interval=retry.float("initial_interval", defaults.initial_interval, minimum=0.0),
+        multiplier=retry.float("multiplier", defaults.multiplier, minimum=1.0),
+        max_interval=retry.float("max_interval", defaults.max_interval, minimum=0.0),
+        max_age=retry.float("max_age", defaults.max_age, minimum=1.0)) if retry else defaults
+    if retry is not None:
+        retry.reject_unknown()
+    pmode = PMode(
+        id=section.str("id", f"{partner_id}-{doc_type}"),
+        document_type=doc_type,
+        agreement=section.str("agreement", None),
+        agreement_type=section.str("agreement_type", None),
+        service=section.str("service"),
+        service_type=section.str("service_type", None),
+        action=section.str("action"),
+        initiator_role=section.str("initiator_role", DEFAULT_INITIATOR_ROLE),
+        responder_role=section.str("responder_role", DEFAULT_RESPONDER_ROLE),
+        mime_type=section.str("mime_type", "application/xml"),
+        compress=section.bool("compress", True),
+        security=security,
+        retry=retry_policy,
+    )
+    section.reject_unknown()
+    return pmode
+
+
+def _load_partner(folder: Path, problems: Problems) -> Partner | None:
+    root = Section.load(folder / "partner.toml", problems)
+    if root is None:
+        return None
+    before = len(problems.items)
+    sec = root.table("partner")
+    if sec is None:
+        return None
+    endpoint = sec.str("endpoint")
+    if endpoint is not None:
+        url = urlparse(endpoint)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            sec.error("endpoint", f"expected an https:// (or http:// behind a proxy) URL, got {endpoint!r}")
+    signing = _load_certs(sec, "signing_certs", required=True)
+    if not signing and "signing_certs" in sec.data:
+        sec.error("signing_certs", "at least one signing certificate is needed to verify the partner")
+    enc_path = sec.path_("encryption_cert", None)
+    encryption = None
+    if enc_path is not None and enc_path.exists():
+        try:
+            encryption = load_certificate(enc_path)
+        except KeyFileError as exc:
+            sec.error("encryption_cert", str(exc))
+    tls_trust = _load_certs(sec, "tls_trust", required=False)
+    partner_id = sec.str("id", folder.name)
+    if partner_id is not None and partner_id != folder.name:
+        sec.error("id", f"must equal the folder name {folder.name!r}, got {partner_id!r}")
+    party_id = sec.str("party_id")
+    party_id_type = sec.str("party_id_type", UNREGISTERED_PARTY_TYPE)
+    sec.reject_unknown()
+    pmodes = [_load_pmode(s, folder.name) for s in root.tables("pmode")]
+    if not pmodes:
+        root.error("pmode", "a partner needs at least one [[pmode]] (one per document type)")
+    seen: dict[str, int] = {}
+    for i, pmode in enumerate(pmodes):
+        if pmode and pmode.document_type in seen:
+            root.error(f"pmode[{i}].document_type", f"document type {pmode.document_type!r} "
+                       f"is already used by pmode[{seen[pmode.document_type]}]")
+        if pmode:
+            seen[pmode.document_type] = i
+        if pmode and pmode.security.encrypt and encryption is None and enc_path is None:
+            root.error(f"pmode[{i}].security.encrypt",
+                       "encryption requires [partner].encryption_cert (the partner's encryption certificate)")
+    root.reject_unknown()
+    if len(problems.items) > before:
+        return None
+    return Partner(id=folder.name, party_id=party_id, party_id_type=party_id_type, endpoint=endpoint,
+                   signing_certs=tuple(signing), encryption_cert=encryption, tls_trust=tuple(tls_trust),
+                   pmodes=tuple(pmodes), folder=folder)
+
+
+def load_partners(partners_dir: str | Path) -> PartnerRegistry:
+    """Load and validate every ``<partners_dir>/<id>/partner.toml``; raise ConfigError listing all problems."""
+    partners_dir = Path(partners_dir)
+
+    def load(problems: Problems) -> PartnerRegistry:
+        if not partners_dir.is_dir():
+            problems.add(str(partners_dir), "partners folder does not exist")
+            return PartnerRegistry({})
+        partners: dict[str, Partner] = {}
+        for folder in sorted(p for p in partners_dir.iterdir() if p.is_dir()):
+            partner = _load_partner(folder, problems)
+            if partner is None:
+                continue
+            clash = next((p for p in partners.values()
+                          if (p.party_id, p.party_id_type) == (partner.party_id, partner.party_id_type)), None)
+            if clash:
+                problems.add(str(folder / "partner.toml"),
+                             f"party id {partner.party_id!r} is already used by partner {clash.id!r}")
+            partners[partner.id] = partner
+        return PartnerRegistry(partners)
+
+    return load_or_collect(load)

@@ -1,0 +1,162 @@
+"""Test harness: a generated PKI, two gateways' config trees on free ports, real daemons."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto.devpki import ensure_party
+from gateway.config import GatewayConfig, load_gateway_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTY_TYPE = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_pki(root: Path, parties=("aa-nsw", "bb-nsw")) -> Path:
+    for party in parties:
+        ensure_party(root, party)
+    return root
+
+
+@dataclass
+class Node:
+    name: str            # e.g. "aa-nsw"
+    party_id: str        # e.g. "AA-NSW"
+    home: Path
+    port: int
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "gateway.toml"
+
+    def config(self) -> GatewayConfig:
+        return load_gateway_config(self.config_path)
+
+
+PMODES = """
+[[pmode]]
+id = "{a}-{b}-ephyto"
+document_type = "ephyto"
+agreement = "urn:test:agreement"
+service = "urn:test:service:sps"
+action = "DeliverCertificate"
+retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = 2.0, max_age = 600.0 }}
+
+[[pmode]]
+id = "{a}-{b}-manifest"
+document_type = "manifest"
+agreement = "urn:test:agreement"
+service = "urn:test:service:manifest"
+action = "SubmitManifest"
+compress = false
+retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = 2.0, max_age = 600.0 }}
+"""
+
+
+def write_node(tmp: Path, pki: Path, me: str, peer: str, my_port: int, peer_port: int, *,
+               attempts: int = 5, interval: float = 0.3, scheme: str = "https", tls: bool = True) -> Node:
+    home = tmp / me
+    (home / "partners" / peer).mkdir(parents=True, exist_ok=True)
+    own, ca = pki / me, pki / "ca" / "ca.crt"
+    (home / "gateway.toml").write_text(f"""
+[gateway]
+party_id = "{me.upper()}"
+partners_dir = "partners"
+state_dir = "state"
+
+[listen]
+host = "127.0.0.1"
+port = {my_port}
+tls = {str(tls).lower()}
+cert = "{own / 'tls.crt'}"
+key = "{own / 'tls.key'}"
+client_ca = "{ca}"
+
+[security]
+signing_key = "{own / 'sign.key'}"
+signing_cert = "{own / 'sign.crt'}"
+encryption_key = "{own / 'enc.key'}"
+encryption_cert = "{own / 'enc.crt'}"
+
+[nsw.folder]
+poll_interval = 0.1
+
+[sender]
+poll_interval = 0.1
+timeout = 20
+""")
+    a, b = sorted((me, peer))
+    (home / "partners" / peer / "partner.toml").write_text(f"""
+[partner]
+party_id = "{peer.upper()}"
+endpoint = "{scheme}://127.0.0.1:{peer_port}/as4"
+signing_certs = ["{pki / peer / 'sign.crt'}"]
+encryption_cert = "{pki / peer / 'enc.crt'}"
+tls_trust = ["{ca}"]
+""" + PMODES.format(a=a, b=b, attempts=attempts, interval=interval))
+    return Node(me, me.upper(), home, my_port)
+
+
+def write_pair(tmp: Path, pki: Path, **kwargs) -> tuple[Node, Node]:
+    pa, pb = free_port(), free_port()
+    return (write_node(tmp, pki, "aa-nsw", "bb-nsw", pa, pb, **kwargs),
+            write_node(tmp, pki, "bb-nsw", "aa-nsw", pb, pa, **kwargs))
+
+
+def swgw(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, check=check, timeout=60)
+
+
+class Daemon:
+    """``swgw serve`` as a real child process."""
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.log = node.home / "daemon.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Daemon":
+        self.process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "-c",
+                                         str(self.node.config_path)], cwd=ROOT,
+                                        stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon {self.node.name} exited: {self.log.read_text()[-3000:]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.node.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"daemon {self.node.name} did not listen: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> int | None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode if self.process else None
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
