@@ -19,15 +19,17 @@ from crypto.wssec_common import Part
 _XML_TYPE = re.compile(r"^\s*(text/xml|application/xml|application/[^;\s]*\+xml)\s*(;|$)", re.I)
 _TEXT_TYPE = re.compile(r"^\s*text/", re.I)
 
-# Attachments come from the network: no DTD loading, no entity expansion, no I/O.
-_SAFE_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_blank_text=False,
-)
+
+
+def _safe_parser() -> etree.XMLParser:
+    """Attachments come from the network: no DTD loading, no entity expansion, no I/O.
+
+    ``huge_tree`` is on because a business document may hold a scanned PDF as one base64
+    text node beyond libxml2's 10 MB default; with entities unresolved that limit guards
+    nothing here. A parser per call: lxml parsers must not be shared between threads.
+    """
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           dtd_validation=False, huge_tree=True, remove_blank_text=False)
 
 
 def _crlf(data: bytes) -> bytes:
@@ -36,7 +38,7 @@ def _crlf(data: bytes) -> bytes:
 
 def _xml_c14n(part: Part) -> bytes:
     try:
-        doc = etree.fromstring(part.data, _SAFE_PARSER).getroottree()
+        doc = etree.fromstring(part.data, _safe_parser()).getroottree()
     except etree.XMLSyntaxError as exc:
         raise SignatureError(
             f"attachment cid:{part.content_id} is declared as {part.mime_type} but is not "

@@ -59,7 +59,7 @@ class OutboundPipeline:
                                      f"{sub.document_type!r} (it takes: {types})")
         if "xml" in pmode.mime_type:
             try:
-                as4.parse_xml(sub.document)
+                as4.parse_xml(sub.document, large_text=True)
             except as4.XmlRejected as exc:
                 raise SubmissionRejected(f"document is not well-formed XML: {exc}") from None
         events.append(StepEvent("validate", "ok", f"{len(sub.document)} bytes, well-formed {pmode.mime_type}"))

@@ -22,7 +22,7 @@ class XmlRejected(ValueError):
     """Inbound XML was refused: malformed, carries a DTD, or exceeds a limit."""
 
 
-def _new_parser() -> etree.XMLParser:
+def _new_parser(large_text: bool = False) -> etree.XMLParser:
     # A fresh parser per call: lxml parser objects must not be shared between
     # threads, and parsing runs off the reactor thread in worker threads.
     return etree.XMLParser(
@@ -30,7 +30,10 @@ def _new_parser() -> etree.XMLParser:
         load_dtd=False,  # never fetch or read an external DTD subset
         dtd_validation=False,
         no_network=True,  # belt and braces: no network access whatsoever
-        huge_tree=False,  # keep libxml2's size and depth limits on
+        # libxml2's limits stay on for SOAP envelopes; business documents may carry a
+        # scanned PDF as one >10 MB base64 text node, so they lift them (depth is still
+        # checked below, and DTDs/entities are refused before parsing either way).
+        huge_tree=large_text,
         remove_blank_text=False,  # whitespace matters to signatures
         remove_comments=False,  # so do comments (c14n decides what to keep)
     )
@@ -76,7 +79,7 @@ def _check_depth(root: etree._Element, max_depth: int) -> None:
             depth -= 1
 
 
-def parse_xml(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> etree._Element:
+def parse_xml(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, large_text: bool = False) -> etree._Element:
     """Parse untrusted XML bytes and return the root element.
 
     Rejects (with :class:`XmlRejected`): empty input, any DOCTYPE declaration,
@@ -94,7 +97,7 @@ def parse_xml(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> etree._Elem
     if _prolog_has_doctype(data):
         raise XmlRejected("XML document has a DOCTYPE declaration; DTDs are not accepted")
     try:
-        root = etree.fromstring(data, _new_parser())
+        root = etree.fromstring(data, _new_parser(large_text))
     except etree.XMLSyntaxError as exc:
         raise XmlRejected(f"XML is not well-formed or exceeds parser limits: {exc}") from exc
     except ValueError as exc:  # e.g. unsupported encoding declarations

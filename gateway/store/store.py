@@ -6,7 +6,7 @@ All methods are synchronous and blocking; the daemon calls them off the reactor 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -38,9 +38,11 @@ class DuplicateMessage(Exception):
 
 @dataclass(frozen=True)
 class StepEvent:
+    """One pipeline step's outcome, timed when it happened (not when it was persisted)."""
     step: str
     outcome: str
     detail: str | None = None
+    time: dt.datetime = field(default_factory=lambda: utcnow())
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,9 @@ class MessageStore:
 
     # -- helpers -----------------------------------------------------------------
     @staticmethod
-    def _events(session: Session, pk: int, events: Iterable[StepEvent], when: dt.datetime) -> None:
+    def _events(session: Session, pk: int, events: Iterable[StepEvent]) -> None:
         for ev in events:
-            session.add(Event(message_pk=pk, time=when, step=ev.step, outcome=ev.outcome, detail=ev.detail))
+            session.add(Event(message_pk=pk, time=ev.time, step=ev.step, outcome=ev.outcome, detail=ev.detail))
 
     def _store_payloads(self, session: Session, pk: int, payloads: Sequence[PayloadData]) -> None:
         for p in payloads:
@@ -118,7 +120,7 @@ class MessageStore:
 
     def add_event(self, pk: int, step: str, outcome: str, detail: str | None = None) -> None:
         with self.sessions.begin() as s:
-            self._events(s, pk, [StepEvent(step, outcome, detail)], utcnow())
+            self._events(s, pk, [StepEvent(step, outcome, detail)])
 
     # -- outbound ----------------------------------------------------------------
     def record_outbound(self, *, message_id: str, partner_id: str, document_type: str, pmode_id: str,
@@ -150,7 +152,7 @@ class MessageStore:
             s.add(msg)
             s.flush()
             self._store_payloads(s, msg.id, payloads)
-            self._events(s, msg.id, [*events, StepEvent("persist", "ok", f"queued for {partner_id}")], now)
+            self._events(s, msg.id, [*events, StepEvent("persist", "ok", f"queued for {partner_id}")])
             return msg.id
 
     def recover_interrupted(self) -> int:
@@ -161,7 +163,7 @@ class MessageStore:
             for msg in rows:
                 msg.status, msg.next_attempt_at, msg.updated_at = QUEUED, now, now
                 self._events(s, msg.id, [StepEvent("recover", "requeued",
-                                                   "send was interrupted by a restart; will resend")], now)
+                                                   "send was interrupted by a restart; will resend")])
             return len(rows)
 
     def claim_due(self, limit: int, now: dt.datetime | None = None) -> list[OutboundJob]:
@@ -199,7 +201,7 @@ class MessageStore:
             msg = s.get(Message, pk)
             msg.status, msg.updated_at, msg.next_attempt_at = DELIVERED, now, None
             msg.receipt_digest, msg.receipt_content_type, msg.last_error = digest, receipt_content_type, None
-            self._events(s, pk, events, now)
+            self._events(s, pk, events)
 
     def mark_retry(self, pk: int, error: str, next_attempt_at: dt.datetime,
                    events: Sequence[StepEvent]) -> None:
@@ -207,14 +209,14 @@ class MessageStore:
         with self.sessions.begin() as s:
             msg = s.get(Message, pk)
             msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = QUEUED, now, next_attempt_at, error
-            self._events(s, pk, events, now)
+            self._events(s, pk, events)
 
     def mark_failed(self, pk: int, error: str, events: Sequence[StepEvent]) -> None:
         now = utcnow()
         with self.sessions.begin() as s:
             msg = s.get(Message, pk)
             msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = FAILED, now, None, error
-            self._events(s, pk, events, now)
+            self._events(s, pk, events)
 
     # -- inbound -----------------------------------------------------------------
     def find_inbound(self, partner_id: str, message_id: str) -> Message | None:
@@ -243,7 +245,7 @@ class MessageStore:
                 s.add(msg)
                 s.flush()
                 self._store_payloads(s, msg.id, payloads)
-                self._events(s, msg.id, events, now)
+                self._events(s, msg.id, events)
                 return msg.id
         except IntegrityError:
             raise DuplicateMessage(message_id) from None

@@ -55,9 +55,13 @@ class AS4Resource(resource.Resource):
 
     def render_POST(self, request):
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
-        request.content.seek(0)
-        body = request.content.read()
-        d = threads.deferToThread(self.process, content_type, body)
+        content = request.content   # complete by now; Twisted spools large bodies to a temp file
+
+        def read_and_process() -> Response:
+            content.seek(0)
+            return self.process(content_type, content.read())
+
+        d = threads.deferToThread(read_and_process)
 
         def done(response: Response):
             if request.finished or request._disconnected:
