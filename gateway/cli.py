@@ -128,9 +128,21 @@ def cmd_pki_init(args) -> int:
 
 
 def cmd_checkconfig(args) -> int:
+    """Validate gateway.toml and every partner folder in one run, listing all problems."""
     from partners.registry import load_partners
-    config = _load_config(args.config)
-    registry = load_partners(config.partners_dir)
+    problems: list[str] = []
+    config = registry = None
+    try:
+        config = _load_config(args.config)
+    except ConfigError as exc:
+        problems += exc.problems
+    partners_dir = config.partners_dir if config else Path(args.config).resolve().parent / "partners"
+    try:
+        registry = load_partners(partners_dir)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
     print(f"{config.file}: OK ({config.party_id}, {len(registry.partners)} partner(s): "
           f"{', '.join(sorted(registry.partners)) or 'none'})")
     return 0

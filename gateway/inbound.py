@@ -100,9 +100,6 @@ class InboundPipeline:
         if pmode is None:
             raise _fail("EBMS:0010", f"no PMode of partner {partner.id} matches agreement "
                         f"{um.agreement_ref!r}, service {um.service!r}, action {um.action!r}", mid)
-        previous = self._stored_answer(partner.id, mid)
-        if previous is not None:
-            return previous
 
         parts = [Part(content_id=p.content_id, mime_type=p.content_type, data=p.data) for p in mime_parts]
         events = [StepEvent("receive", "ok", f"{len(body)} bytes from {partner.id}, {len(parts)} attachment(s)"),
@@ -110,8 +107,9 @@ class InboundPipeline:
         try:
             parts = decrypt_parts(envelope, parts, self.identity.encryption_key)
         except DecryptionError:
-            raise _fail("EBMS:0102", "attachments could not be decrypted with our encryption key; check that "
-                        "you encrypt for our current encryption certificate", mid) from None
+            raise _fail("EBMS:0102", "attachments could not be decrypted: the key transport or the ciphertext "
+                        "is not valid for our encryption certificate (wrong certificate, or altered in "
+                        "transit)", mid) from None
         except AlgorithmNotAllowed as exc:
             raise _fail("EBMS:0103", str(exc), mid) from None
         if pmode.security.encrypt and mime_parts and not any(True for _ in envelope.iter(
@@ -126,6 +124,11 @@ class InboundPipeline:
             raise _fail("EBMS:0101", str(exc), mid) from None
         events.append(StepEvent("verify", "ok", f"signed by {verified.signer.subject.rfc4514_string()}, "
                                 f"{len(verified.references)} references"))
+        # Duplicate check only after verification: a tampered copy of a delivered message must
+        # get an error, not the original's receipt.
+        previous = self._stored_answer(partner.id, mid)
+        if previous is not None:
+            return previous
 
         by_cid = {p.content_id: p for p in parts}
         payloads: list[PayloadData] = []

@@ -129,7 +129,9 @@ class Section:
             value = {}
         if not isinstance(value, dict):
             self.error(key, "expected a table")
-            return None
+            # An optional table still yields a (empty) section so callers read defaults and
+            # the load goes on collecting problems; a required one yields None.
+            return None if required else Section({}, self.file, self._key(key), self.problems)
         return Section(value, self.file, self._key(key), self.problems)
 
     def tables(self, key: str) -> list["Section"]:

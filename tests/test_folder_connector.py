@@ -234,10 +234,6 @@ def test_resumed_claim_before_submit_uses_the_fixed_message_id(gateway):
     assert [m.message_id for m in outbound_rows(gateway)] == [mid] == ["fixed@aa-nsw.swgw"]
 
 
-@pytest.mark.xfail(strict=True, reason="FolderConnector.archive moves the files before it unlinks "
-                   ".processing/NAME.msgid; a crash in between leaves a stale .msgid, and the next document "
-                   "the NSW drops under the same NAME reuses that MessageId: drain_outbox swallows the "
-                   "DuplicateMessage and archives the new document as sent though it was never queued")
 def test_new_document_reusing_a_name_after_an_interrupted_archive_is_sent(gateway):
     outbox = gateway.config.folder.outbox
     drop_document(outbox, "daily.xml", SAMPLE, partner="bb-nsw", document_type="ephyto", reference="DAY-1")

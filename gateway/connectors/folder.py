@@ -67,6 +67,9 @@ class FolderConnector:
         names = []
         for meta in sorted(self.config.outbox.glob("*" + META_SUFFIX)):
             name = meta.name[: -len(META_SUFFIX)]
+            # A MessageId file without a claimed metadata file is left from an archive that a
+            # crash interrupted; this is a new document under a reused name: it gets a new id.
+            (self.config.outbox / PROCESSING / (name + ".msgid")).unlink(missing_ok=True)
             try:
                 os.rename(meta, self.config.outbox / PROCESSING / meta.name)
             except FileNotFoundError:

@@ -190,7 +190,16 @@ class MessageStore:
         for job in jobs:
             with self.sessions() as s:
                 digest = s.get(Message, job.pk).raw_digest
-            result.append(OutboundJob(**{**job.__dict__, "body": self.blobs.get(digest)}))
+            try:
+                body = self.blobs.get(digest)
+            except OSError as exc:
+                # A lost or corrupted stored message cannot be resent as signed; fail it
+                # loudly rather than strand the rest of the batch in 'sending'.
+                why = f"stored raw message {digest} cannot be read ({exc}); restore it from backup " \
+                      f"and run `swgw messages retry`, or resubmit the document"
+                self.mark_failed(job.pk, why, [StepEvent("send", "error", why)])
+                continue
+            result.append(OutboundJob(**{**job.__dict__, "body": body}))
         return result
 
     def mark_delivered(self, pk: int, receipt: bytes, receipt_content_type: str,
