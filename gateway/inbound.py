@@ -59,12 +59,11 @@ class InboundPipeline:
 
     def _stored_answer(self, partner_id: str, message_id: str) -> Response | None:
         previous = self.store.find_inbound(partner_id, message_id)
-        if previous is None or previous.receipt_digest is None:
+        if previous is None or previous.receipt is None:
             return None
         self.store.add_event(previous.id, "duplicate", "answered",
                              "same MessageId received again; previous receipt re-sent, not delivered again")
-        return Response(200, previous.receipt_content_type or SOAP_CONTENT_TYPE,
-                        self.store.blob(previous.receipt_digest))
+        return Response(200, previous.receipt.content_type, self.store.blob(previous.receipt.digest))
 
     # -- pipeline ----------------------------------------------------------------
     def process(self, content_type: str, body: bytes) -> Response:
@@ -168,6 +167,7 @@ class InboundPipeline:
                 nsw_reference=reference, conversation_id=um.conversation_id,
                 ref_to_message_id=um.ref_to_message_id, status=DELIVERED, content_type=content_type,
                 raw=body, receipt=receipt_bytes, receipt_content_type=SOAP_CONTENT_TYPE, error=None,
+                receipt_message_id=receipt.message_id,
                 payloads=payloads, events=events)
         except DuplicateMessage:
             # A concurrent copy won the race; the inbox file is the same one (named by MessageId).

@@ -21,6 +21,7 @@ DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
 class Verdict:
     outcome: str          # DELIVERED, RETRY or FAILED
     detail: str
+    receipt_message_id: str | None = None
 
 
 def judge_response(job: OutboundJob, partner: Partner, status: int, content_type: str, body: bytes) -> Verdict:
@@ -53,4 +54,4 @@ def judge_response(job: OutboundJob, partner: Partner, status: int, content_type
         return Verdict(RETRY, f"receipt NonRepudiationInformation does not match what we signed "
                        f"(missing: {missing or 'none'}, different digests: {wrong or 'none'})")
     return Verdict(DELIVERED, f"signed receipt {parsed.receipt.message_id} verified; "
-                   f"{len(got)} NRI digests match what we signed")
+                   f"{len(got)} NRI digests match what we signed", parsed.receipt.message_id)

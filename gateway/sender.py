@@ -133,7 +133,8 @@ class Sender(Service):
                                                            else verdict.detail))
         if verdict.outcome == DELIVERED:
             self.store.mark_delivered(job.pk, answer[1], answer[0],
-                                      [attempt, StepEvent("receipt", "verified", verdict.detail)])
+                                      [attempt, StepEvent("receipt", "verified", verdict.detail)],
+                                      receipt_message_id=verdict.receipt_message_id)
             self._report(job, "delivered", verdict.detail)
             log.info("delivered {message_id} to {partner}", message_id=job.message_id, partner=job.partner_id)
             return

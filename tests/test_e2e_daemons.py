@@ -95,3 +95,18 @@ def test_partner_down_then_up_message_waits_and_flows(tmp_path, pki):
             db.stop()
     finally:
         da.stop()
+
+
+def test_plain_http_behind_a_proxy_is_allowed_and_loudly_logged(tmp_path, pki):
+    a, b = write_pair(tmp_path, pki, tls=False, scheme="http")
+    daemons = [Daemon(a).start(), Daemon(b).start()]
+    try:
+        ca = a.config()
+        drop_document(ca.folder.outbox, "p.xml", b"<doc>plain</doc>", partner="bb-nsw", document_type="ephyto",
+                      reference="PLAIN")
+        report = wait_for(lambda: report_for(ca.folder.reports, "PLAIN"), what="delivery over plain HTTP")
+        assert report["status"] == "delivered"
+    finally:
+        for d in daemons:
+            d.stop()
+    assert "PLAIN HTTP" in daemons[0].log.read_text()

@@ -162,8 +162,8 @@ def test_mark_delivered_keeps_the_receipt(store):
                                                               StepEvent("receipt", "verified")])
     msg = row(store, "m1@aa")
     assert (msg.status, msg.last_error, msg.next_attempt_at, msg.attempts) == (DELIVERED, None, None, 2)
-    assert msg.receipt_content_type == "application/soap+xml"
-    assert store.blob(msg.receipt_digest) == receipt
+    assert msg.receipt.content_type == "application/soap+xml"
+    assert store.blob(msg.receipt.digest) == receipt
     assert steps(msg)[-2:] == [("send", "ok"), ("receipt", "verified")]
     assert [m.status for m in store.list_messages(status=DELIVERED)] == [DELIVERED]
     assert store.claim_due(10, now=utcnow() + dt.timedelta(days=1)) == []

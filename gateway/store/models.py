@@ -66,12 +66,16 @@ class Message(Base):
     content_type: Mapped[str | None] = mapped_column(Text)      # MIME Content-Type of the raw message
     raw_digest: Mapped[str | None] = mapped_column(String(64))  # sha256 of the raw signed message (blob)
     signed_references: Mapped[dict | None] = mapped_column(JSON)  # uri -> [digest method, value]
-    receipt_digest: Mapped[str | None] = mapped_column(String(64))
-    receipt_content_type: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
 
     events: Mapped[list["Event"]] = relationship(back_populates="message", order_by="Event.id")
     payloads: Mapped[list["Payload"]] = relationship(back_populates="message", order_by="Payload.id")
+    receipts: Mapped[list["ReceiptRecord"]] = relationship(back_populates="message", order_by="ReceiptRecord.id")
+
+    @property
+    def receipt(self) -> "ReceiptRecord | None":
+        """The receipt that settled this message (sent by us for inbound, verified by us for outbound)."""
+        return self.receipts[0] if self.receipts else None
 
 
 class Event(Base):
@@ -97,3 +101,20 @@ class Payload(Base):
     size: Mapped[int] = mapped_column(Integer)
 
     message: Mapped[Message] = relationship(back_populates="payloads")
+
+
+class ReceiptRecord(Base):
+    """A signed ebMS receipt: the one we sent for an inbound message, or the partner's for an outbound one.
+
+    The bytes are in the blob store by digest; together with the message's raw bytes they are
+    the non-repudiation evidence.
+    """
+    __tablename__ = "receipts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    receipt_message_id: Mapped[str | None] = mapped_column(String(255))
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    digest: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(Text)
+
+    message: Mapped[Message] = relationship(back_populates="receipts")

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from gateway.store.blobs import BlobStore
-from gateway.store.models import IN, OUT, Event, Message, Payload
+from gateway.store.models import IN, OUT, Event, Message, Payload, ReceiptRecord
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -203,13 +203,14 @@ class MessageStore:
         return result
 
     def mark_delivered(self, pk: int, receipt: bytes, receipt_content_type: str,
-                       events: Sequence[StepEvent]) -> None:
+                       events: Sequence[StepEvent], receipt_message_id: str | None = None) -> None:
         digest = self.blobs.put(receipt)
         now = utcnow()
         with self.sessions.begin() as s:
             msg = s.get(Message, pk)
-            msg.status, msg.updated_at, msg.next_attempt_at = DELIVERED, now, None
-            msg.receipt_digest, msg.receipt_content_type, msg.last_error = digest, receipt_content_type, None
+            msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = DELIVERED, now, None, None
+            s.add(ReceiptRecord(message_pk=pk, receipt_message_id=receipt_message_id, time=now, digest=digest,
+                                content_type=receipt_content_type))
             self._events(s, pk, events)
 
     def mark_retry(self, pk: int, error: str, next_attempt_at: dt.datetime,
@@ -230,13 +231,14 @@ class MessageStore:
     # -- inbound -----------------------------------------------------------------
     def find_inbound(self, partner_id: str, message_id: str) -> Message | None:
         with self.sessions() as s:
-            return s.scalars(select(Message).where(Message.direction == IN, Message.partner_id == partner_id,
+            return s.scalars(select(Message).options(selectinload(Message.receipts)).where(Message.direction == IN, Message.partner_id == partner_id,
                                                    Message.message_id == message_id)).first()
 
     def record_inbound(self, *, message_id: str, partner_id: str, document_type: str | None,
                        pmode_id: str | None, nsw_reference: str | None, conversation_id: str | None,
                        ref_to_message_id: str | None, status: str, content_type: str, raw: bytes,
                        receipt: bytes | None, receipt_content_type: str | None, error: str | None,
+                       receipt_message_id: str | None = None,
                        payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> int:
         """Record a received message with its evidence; DuplicateMessage if already recorded."""
         raw_digest = self.blobs.put(raw)
@@ -249,11 +251,13 @@ class MessageStore:
                               conversation_id=conversation_id, ref_to_message_id=ref_to_message_id,
                               status=status, created_at=now, updated_at=now, attempts=1,
                               content_type=content_type, raw_digest=raw_digest,
-                              receipt_digest=receipt_digest, receipt_content_type=receipt_content_type,
                               last_error=error)
                 s.add(msg)
                 s.flush()
                 self._store_payloads(s, msg.id, payloads)
+                if receipt_digest is not None:
+                    s.add(ReceiptRecord(message_pk=msg.id, receipt_message_id=receipt_message_id, time=now,
+                                        digest=receipt_digest, content_type=receipt_content_type))
                 self._events(s, msg.id, events)
                 return msg.id
         except IntegrityError:
@@ -266,7 +270,8 @@ class MessageStore:
     def find(self, message_id: str | None = None, reference: str | None = None) -> list[Message]:
         """Messages (with events) by ebMS MessageId or by the NSW's own reference."""
         with self.sessions() as s:
-            q = select(Message).options(selectinload(Message.events), selectinload(Message.payloads))
+            q = select(Message).options(selectinload(Message.events), selectinload(Message.payloads),
+                                        selectinload(Message.receipts))
             q = q.where(Message.message_id == message_id) if message_id else q.where(
                 Message.nsw_reference == reference)
             return list(s.scalars(q.order_by(Message.id)).all())

@@ -1,4 +1,4 @@
-"""Initial schema: messages, events, payloads.
+"""Initial schema: messages, events, payloads, receipts.
 
 Revision ID: 0001
 """
@@ -31,8 +31,6 @@ def upgrade() -> None:
         sa.Column("content_type", sa.Text),
         sa.Column("raw_digest", sa.String(64)),
         sa.Column("signed_references", sa.JSON),
-        sa.Column("receipt_digest", sa.String(64)),
-        sa.Column("receipt_content_type", sa.Text),
         sa.Column("last_error", sa.Text),
         sa.UniqueConstraint("direction", "partner_id", "message_id", name="uq_messages_dir_partner_msgid"),
     )
@@ -58,9 +56,20 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer, nullable=False),
     )
     op.create_index("ix_payloads_message_pk", "payloads", ["message_pk"])
+    op.create_table(
+        "receipts",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("message_pk", sa.Integer, sa.ForeignKey("messages.id"), nullable=False),
+        sa.Column("receipt_message_id", sa.String(255)),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("content_type", sa.Text, nullable=False),
+    )
+    op.create_index("ix_receipts_message_pk", "receipts", ["message_pk"])
 
 
 def downgrade() -> None:
+    op.drop_table("receipts")
     op.drop_table("payloads")
     op.drop_table("events")
     op.drop_table("messages")
