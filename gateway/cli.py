@@ -106,6 +106,22 @@ def cmd_trace(args) -> int:
 
 def cmd_messages(args) -> int:
     store = _store(_load_config(args.config))
+    if args.action in ("retry", "cancel"):
+        if not args.message_id:
+            print(f"swgw messages {args.action}: give the message id", file=sys.stderr)
+            return 2
+        operator = os.environ.get("USER", "operator")
+        try:
+            if args.action == "retry":
+                msg = store.retry_message(args.message_id, operator)
+            else:
+                msg = store.cancel_message(args.message_id, operator)
+        except (LookupError, ValueError) as exc:
+            print(f"swgw messages {args.action}: {exc.args[0]}", file=sys.stderr)
+            return 1
+        print(f"{msg.message_id}: {msg.status}" + (" (a running daemon sends it at its next poll)"
+                                                    if args.action == "retry" else ""))
+        return 0
     rows = [_message_json(m) for m in store.list_messages(args.partner, args.status, args.limit)]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -169,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", help="find the message by the NSW's reference instead")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trace)
-    p = with_config(sub.add_parser("messages", help="list messages"))
+    p = with_config(sub.add_parser("messages", help="list messages, or retry/cancel one",
+                                   usage="swgw messages [list] [--partner P] [--status S] [--json] | "
+                                         "swgw messages retry|cancel MESSAGE_ID"))
+    p.add_argument("action", nargs="?", choices=("list", "retry", "cancel"), default="list")
+    p.add_argument("message_id", nargs="?")
     p.add_argument("--partner")
     p.add_argument("--status")
     p.add_argument("--limit", type=int, default=200)

@@ -24,8 +24,18 @@ class Verdict:
     receipt_message_id: str | None = None
 
 
+# ebMS errors that say "try again later" rather than "this message is wrong".
+TRANSIENT_ERRORS = frozenset({"EBMS:0005", "EBMS:0006"})
+
+
 def judge_response(job: OutboundJob, partner: Partner, status: int, content_type: str, body: bytes) -> Verdict:
-    if status >= 500 and not body.strip():
+    """Everything short of a verified receipt or a signed permanent ebMS error is retried
+    (within the PMode's budget): a gateway cannot tell a partner's bad afternoon from a
+    permanent fault, and resending the identical signed bytes is always safe."""
+    if status == 413:
+        return Verdict(FAILED, "partner refused the message as too large (HTTP 413); it will not accept "
+                       "it on a retry: split the document or agree a larger limit with the partner")
+    if not body.strip():
         return Verdict(RETRY, f"HTTP {status} from partner with no ebMS answer")
     try:
         soap, _parts = as4.decode_message(content_type, body)
@@ -37,6 +47,15 @@ def judge_response(job: OutboundJob, partner: Partner, status: int, content_type
     if parsed.error_signal is not None:
         errors = "; ".join(f"{e.error_code} {e.short_description}: {e.description}"
                            for e in parsed.error_signal.errors)
+        try:
+            verify_message(envelope, [], partner.signing_certs)
+        except SecurityError as exc:
+            return Verdict(RETRY, f"partner answered with an ebMS error whose signature does not verify "
+                           f"({exc}), so it is not taken as final: {errors}")
+        permanent = [e for e in parsed.error_signal.errors
+                     if e.severity.lower() == "failure" and e.error_code not in TRANSIENT_ERRORS]
+        if not permanent:
+            return Verdict(RETRY, f"partner answered with a transient ebMS error: {errors}")
         return Verdict(FAILED, f"partner answered with an ebMS error: {errors}")
     if parsed.receipt is None:
         return Verdict(RETRY, f"HTTP {status}: answer holds neither a receipt nor an error")

@@ -14,12 +14,12 @@ import treq
 from twisted.application.service import Service
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseNeverReceived
 
 from gateway import as4
 from gateway.config import GatewayConfig
 from gateway.connectors.folder import FolderConnector
-from gateway.receipts import DELIVERED, FAILED, Verdict, judge_response
+from gateway.receipts import DELIVERED, FAILED, RETRY, Verdict, judge_response
 from gateway.store.store import MessageStore, OutboundJob, StepEvent, utcnow
 from gateway.transport.tls import PartnerTLSPolicy, private_certificate
 from partners.registry import Partner, PartnerRegistry
@@ -107,11 +107,17 @@ class Sender(Service):
                                                 b"SOAPAction": [b'""']},
                                        agent=self._agent(partner), timeout=self.config.sender.timeout)
             body = yield response.content()
-        except Exception as exc:  # connection refused, TLS failure, timeout: all retryable
+        except Exception as exc:
+            # Connection refused, TLS failure, timeout: all retryable. After a timeout the
+            # partner may hold the message; its receipt then comes with a later resend.
+            transmitted = isinstance(exc, (defer.CancelledError, ResponseNeverReceived))
             reason = getattr(exc, "reasons", None) or [exc]
-            detail = "; ".join(str(getattr(r, "value", r)) for r in reason)
-            yield threads.deferToThread(self._apply, job, Verdict("retry", f"POST {partner.endpoint} failed: "
-                                                                  f"{type(exc).__name__}: {detail}"), None, None)
+            detail = "; ".join(f"{type(getattr(r, 'value', r)).__name__}: {getattr(r, 'value', r)}"
+                               for r in reason)
+            if any(isinstance(getattr(r, "value", r), defer.CancelledError) for r in reason):
+                detail = f"no answer within {self.config.sender.timeout:g}s (timeout)"
+            yield threads.deferToThread(self._apply, job, Verdict(RETRY, f"POST {partner.endpoint} failed: "
+                                                                  f"{detail}"), None, None, transmitted)
             return
         content_type = (response.headers.getRawHeaders(b"content-type") or [b""])[0].decode("latin-1")
         elapsed = (utcnow() - started).total_seconds()
@@ -123,9 +129,9 @@ class Sender(Service):
 
     def _judge_and_apply(self, job, partner, code, content_type, body, elapsed):
         verdict = judge_response(job, partner, code, content_type, body)
-        self._apply(job, verdict, (code, elapsed), (content_type, body))
+        self._apply(job, verdict, (code, elapsed), (content_type, body), True)
 
-    def _apply(self, job: OutboundJob, verdict: Verdict, http, answer) -> None:
+    def _apply(self, job: OutboundJob, verdict: Verdict, http, answer, transmitted: bool = False) -> None:
         """Record an attempt's outcome (blocking; runs on a worker thread)."""
         partner = self.registry().get(job.partner_id)
         attempt = StepEvent("send", "ok" if http and http[0] < 300 else "error",
@@ -139,26 +145,31 @@ class Sender(Service):
             log.info("delivered {message_id} to {partner}", message_id=job.message_id, partner=job.partner_id)
             return
         pmode = next((p for p in partner.pmodes if p.id == job.pmode_id), None) if partner else None
-        events = [attempt] if not http else [attempt, StepEvent("receipt", "invalid", verdict.detail)]
+        events = [attempt] if not http else [attempt, StepEvent("answer", "rejected" if verdict.outcome == FAILED
+                                                                else "invalid", verdict.detail)]
         now = utcnow()
         if verdict.outcome == FAILED or pmode is None:
-            self.store.mark_failed(job.pk, verdict.detail, [*events, StepEvent("failed", "final", verdict.detail)])
-            self._report(job, "failed", verdict.detail)
+            detail = verdict.detail if pmode or verdict.outcome == FAILED else \
+                f"PMode {job.pmode_id} is no longer configured for {job.partner_id}; last error: {verdict.detail}"
+            if self.store.mark_failed(job.pk, detail, [*events, StepEvent("failed", "final", detail)]):
+                self._report(job, "failed", detail)
             return
         retry = pmode.retry
-        age = (now - job.created_at).total_seconds()
-        if job.attempts >= retry.max_attempts or age >= retry.max_age:
-            why = (f"gave up after {job.attempts} attempt(s) over {age:.0f}s "
+        used = job.attempts - job.retry_base
+        age = (now - (job.retry_since or job.created_at)).total_seconds()
+        if used >= retry.max_attempts or age >= retry.max_age:
+            why = (f"gave up after {used} attempt(s) over {age:.0f}s "
                    f"(PMode {pmode.id}: max_attempts {retry.max_attempts}, max_age {retry.max_age:.0f}s); "
                    f"last error: {verdict.detail}")
-            self.store.mark_failed(job.pk, why, [*events, StepEvent("failed", "final", why)])
-            self._report(job, "failed", why)
+            if self.store.mark_failed(job.pk, why, [*events, StepEvent("failed", "final", why)]):
+                self._report(job, "failed", why)
             return
-        delay = retry.delay_after(job.attempts) * random.uniform(0.8, 1.2)   # jitter spreads retries
+        delay = retry.delay_after(used) * random.uniform(0.8, 1.2)   # jitter spreads retries
         when = now + dt.timedelta(seconds=delay)
         self.store.mark_retry(job.pk, verdict.detail, when,
                               [*events, StepEvent("retry", "scheduled",
-                                                  f"attempt {job.attempts + 1} at {as4.format_timestamp(when)}")])
+                                                  f"attempt {job.attempts + 1} at {as4.format_timestamp(when)}")],
+                              transmitted=transmitted)
 
     def _report(self, job: OutboundJob, status: str, detail: str) -> None:
         msg = self.store.find(job.message_id)

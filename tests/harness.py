@@ -51,7 +51,7 @@ document_type = "ephyto"
 agreement = "urn:test:agreement"
 service = "urn:test:service:sps"
 action = "DeliverCertificate"
-retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = 2.0, max_age = 600.0 }}
+retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = {max_interval}, max_age = 600.0 }}
 
 [[pmode]]
 id = "{a}-{b}-manifest"
@@ -60,12 +60,13 @@ agreement = "urn:test:agreement"
 service = "urn:test:service:manifest"
 action = "SubmitManifest"
 compress = false
-retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = 2.0, max_age = 600.0 }}
+retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = {max_interval}, max_age = 600.0 }}
 """
 
 
 def write_node(tmp: Path, pki: Path, me: str, peer: str, my_port: int, peer_port: int, *,
-               attempts: int = 5, interval: float = 0.3, scheme: str = "https", tls: bool = True) -> Node:
+               attempts: int = 5, interval: float = 0.3, scheme: str = "https", tls: bool = True,
+               timeout: float = 20.0, max_interval: float = 2.0) -> Node:
     home = tmp / me
     (home / "partners" / peer).mkdir(parents=True, exist_ok=True)
     own, ca = pki / me, pki / "ca" / "ca.crt"
@@ -94,7 +95,7 @@ poll_interval = 0.1
 
 [sender]
 poll_interval = 0.1
-timeout = 20
+timeout = {timeout}
 """)
     a, b = sorted((me, peer))
     (home / "partners" / peer / "partner.toml").write_text(f"""
@@ -104,7 +105,7 @@ endpoint = "{scheme}://127.0.0.1:{peer_port}/as4"
 signing_certs = ["{pki / peer / 'sign.crt'}"]
 encryption_cert = "{pki / peer / 'enc.crt'}"
 tls_trust = ["{ca}"]
-""" + PMODES.format(a=a, b=b, attempts=attempts, interval=interval))
+""" + PMODES.format(a=a, b=b, attempts=attempts, interval=interval, max_interval=max_interval))
     return Node(me, me.upper(), home, my_port)
 
 
@@ -140,6 +141,12 @@ class Daemon:
                     return self
             time.sleep(0.05)
         raise RuntimeError(f"daemon {self.node.name} did not listen: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the store must survive (no shutdown code runs)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> int | None:
         if self.process and self.process.poll() is None:

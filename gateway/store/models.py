@@ -37,7 +37,8 @@ class Base(DeclarativeBase):
     pass
 
 
-# Outbound: queued -> sending -> delivered | failed ; inbound: received -> delivered | rejected
+# Outbound: queued -> sending -> (awaiting-receipt -> sending ...) -> delivered | failed | cancelled
+# Inbound: delivered | rejected
 OUT, IN = "out", "in"
 
 
@@ -63,6 +64,10 @@ class Message(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The current retry budget started at retry_since with retry_base attempts already made;
+    # an operator's `swgw messages retry` opens a new budget without rewriting history.
+    retry_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    retry_base: Mapped[int] = mapped_column(Integer, default=0)
     content_type: Mapped[str | None] = mapped_column(Text)      # MIME Content-Type of the raw message
     raw_digest: Mapped[str | None] = mapped_column(String(64))  # sha256 of the raw signed message (blob)
     signed_references: Mapped[dict | None] = mapped_column(JSON)  # uri -> [digest method, value]

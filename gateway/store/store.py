@@ -23,7 +23,9 @@ from gateway.store.models import IN, OUT, Event, Message, Payload, ReceiptRecord
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Outbound states
-QUEUED, SENDING, DELIVERED, FAILED = "queued", "sending", "delivered", "failed"
+QUEUED, SENDING, AWAITING, DELIVERED, FAILED, CANCELLED = (
+    "queued", "sending", "awaiting-receipt", "delivered", "failed", "cancelled")
+RESENDABLE = (QUEUED, AWAITING)          # states the sender picks up when next_attempt_at is due
 # Inbound states
 RECEIVED, REJECTED = "received", "rejected"
 
@@ -64,6 +66,8 @@ class OutboundJob:
     attempts: int
     created_at: dt.datetime
     signed_references: dict
+    retry_since: dt.datetime | None = None   # start of the current retry budget
+    retry_base: int = 0                      # attempts made before the current budget
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
@@ -147,6 +151,7 @@ class MessageStore:
                           document_type=document_type, pmode_id=pmode_id, nsw_reference=nsw_reference,
                           conversation_id=conversation_id, ref_to_message_id=ref_to_message_id,
                           status=QUEUED, created_at=now, updated_at=now, attempts=0, next_attempt_at=now,
+                          retry_since=now, retry_base=0,
                           content_type=content_type, raw_digest=raw_digest,
                           signed_references=signed_references)
             s.add(msg)
@@ -167,24 +172,27 @@ class MessageStore:
             return len(rows)
 
     def claim_due(self, limit: int, now: dt.datetime | None = None) -> list[OutboundJob]:
-        """Atomically move due ``queued`` messages to ``sending`` (safe with several nodes)."""
+        """Atomically move due ``queued``/``awaiting-receipt`` messages to ``sending``
+        (a conditional UPDATE per row, so several nodes never claim the same message)."""
         now = now or utcnow()
         jobs = []
         with self.sessions.begin() as s:
             candidates = s.scalars(
-                select(Message).where(Message.direction == OUT, Message.status == QUEUED,
+                select(Message).where(Message.direction == OUT, Message.status.in_(RESENDABLE),
                                       Message.next_attempt_at <= now)
                 .order_by(Message.next_attempt_at, Message.id).limit(limit)).all()
             for msg in candidates:
-                attempts = msg.attempts + 1
-                claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == QUEUED)
+                attempts, status = msg.attempts + 1, msg.status
+                claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == status)
                                     .values(status=SENDING, updated_at=now, attempts=Message.attempts + 1))
                 if claimed.rowcount != 1:
                     continue
                 jobs.append(OutboundJob(pk=msg.id, message_id=msg.message_id, partner_id=msg.partner_id,
                                         pmode_id=msg.pmode_id, content_type=msg.content_type,
                                         body=b"", attempts=attempts, created_at=msg.created_at,
-                                        signed_references=msg.signed_references or {}))
+                                        signed_references=msg.signed_references or {},
+                                        retry_since=msg.retry_since or msg.created_at,
+                                        retry_base=msg.retry_base or 0))
         # Blob reads happen outside the transaction; the raw message never changes once stored.
         result = []
         for job in jobs:
@@ -204,29 +212,80 @@ class MessageStore:
 
     def mark_delivered(self, pk: int, receipt: bytes, receipt_content_type: str,
                        events: Sequence[StepEvent], receipt_message_id: str | None = None) -> None:
+        """A verified receipt settles the message from any state: it proves delivery, even when
+        it arrives late (after a timeout, on a retry) or after an operator gave up on it."""
         digest = self.blobs.put(receipt)
         now = utcnow()
         with self.sessions.begin() as s:
             msg = s.get(Message, pk)
+            if msg.status in (FAILED, CANCELLED):
+                events = [*events, StepEvent("late-receipt", "delivered",
+                                             f"receipt arrived although the message was {msg.status}")]
             msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = DELIVERED, now, None, None
             s.add(ReceiptRecord(message_pk=pk, receipt_message_id=receipt_message_id, time=now, digest=digest,
                                 content_type=receipt_content_type))
             self._events(s, pk, events)
 
     def mark_retry(self, pk: int, error: str, next_attempt_at: dt.datetime,
-                   events: Sequence[StepEvent]) -> None:
+                   events: Sequence[StepEvent], *, transmitted: bool = False) -> bool:
+        """Schedule the next attempt. ``transmitted`` says the partner may have the message
+        (we got an answer, or timed out after sending): it then awaits its receipt.
+        Returns False if the message left ``sending`` meanwhile (an operator cancelled it)."""
         now = utcnow()
         with self.sessions.begin() as s:
             msg = s.get(Message, pk)
-            msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = QUEUED, now, next_attempt_at, error
             self._events(s, pk, events)
+            if msg.status != SENDING:
+                return False
+            msg.status = AWAITING if transmitted else QUEUED
+            msg.updated_at, msg.next_attempt_at, msg.last_error = now, next_attempt_at, error
+            return True
 
-    def mark_failed(self, pk: int, error: str, events: Sequence[StepEvent]) -> None:
+    def mark_failed(self, pk: int, error: str, events: Sequence[StepEvent]) -> bool:
         now = utcnow()
         with self.sessions.begin() as s:
             msg = s.get(Message, pk)
-            msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = FAILED, now, None, error
             self._events(s, pk, events)
+            if msg.status != SENDING:
+                return False
+            msg.status, msg.updated_at, msg.next_attempt_at, msg.last_error = FAILED, now, None, error
+            return True
+
+    # -- operator actions --------------------------------------------------------
+    def _outbound(self, s: Session, message_id: str) -> Message:
+        msg = s.scalars(select(Message).where(Message.direction == OUT, Message.message_id == message_id)).first()
+        if msg is None:
+            raise LookupError(f"no outbound message with id {message_id} in this gateway's store")
+        return msg
+
+    def retry_message(self, message_id: str, operator: str = "operator") -> Message:
+        """Requeue a failed, cancelled or waiting message now, with a fresh retry budget."""
+        now = utcnow()
+        with self.sessions.begin() as s:
+            msg = self._outbound(s, message_id)
+            if msg.status not in (FAILED, CANCELLED, QUEUED, AWAITING):
+                raise ValueError(f"message {message_id} is {msg.status}; only failed, cancelled, queued or "
+                                 f"awaiting-receipt messages can be retried")
+            previous = msg.status
+            msg.status, msg.next_attempt_at, msg.updated_at = QUEUED, now, now
+            msg.retry_since, msg.retry_base = now, msg.attempts
+            self._events(s, msg.id, [StepEvent("retry", "requested",
+                                               f"{operator} requeued the message (was {previous}); "
+                                               "new retry budget")])
+            return msg
+
+    def cancel_message(self, message_id: str, operator: str = "operator") -> Message:
+        """Stop sending a message. A receipt that still arrives will mark it delivered."""
+        now = utcnow()
+        with self.sessions.begin() as s:
+            msg = self._outbound(s, message_id)
+            if msg.status in (DELIVERED, CANCELLED):
+                raise ValueError(f"message {message_id} is already {msg.status}")
+            previous = msg.status
+            msg.status, msg.next_attempt_at, msg.updated_at = CANCELLED, None, now
+            self._events(s, msg.id, [StepEvent("cancel", "done", f"{operator} cancelled the message "
+                                               f"(was {previous})")])
+            return msg
 
     # -- inbound -----------------------------------------------------------------
     def find_inbound(self, partner_id: str, message_id: str) -> Message | None:

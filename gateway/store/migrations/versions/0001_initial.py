@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+        sa.Column("retry_since", sa.DateTime(timezone=True)),
+        sa.Column("retry_base", sa.Integer, nullable=False, server_default="0"),
         sa.Column("content_type", sa.Text),
         sa.Column("raw_digest", sa.String(64)),
         sa.Column("signed_references", sa.JSON),

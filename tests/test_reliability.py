@@ -1,0 +1,216 @@
+"""Reliability: crashes, a partner that is down, failing, slow or hanging, and operator actions.
+
+Real daemons on 127.0.0.1; misbehaving partners are small HTTP servers in this process.
+"""
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from gateway.connectors.folder_client import drop_document, inbox_entries, report_for, reports
+from gateway.store.store import MessageStore
+from tests.harness import Daemon, free_port, swgw, wait_for, write_node, write_pair
+
+
+def _store(node) -> MessageStore:
+    config = node.config()
+    return MessageStore(config.database_url, config.blob_dir)
+
+
+def _trace(node, ref: str) -> dict:
+    out = swgw("trace", "-c", str(node.config_path), "--ref", ref, "--json", check=False).stdout
+    return json.loads(out) if out.strip() else {}
+
+
+def test_crash_test_200_messages_sigkill_both_sides(tmp_path, pki):
+    """SIGKILL sender and receiver at random moments: nothing lost, nothing duplicated."""
+    n = 200
+    a, b = write_pair(tmp_path, pki, attempts=100, interval=0.2, max_interval=1.0)
+    da, db = Daemon(a).start(), Daemon(b).start()
+    ca, cb = a.config(), b.config()
+    try:
+        for i in range(n):
+            drop_document(ca.folder.outbox, f"doc-{i:03}.xml", f"<manifest n='{i}'/>".encode(),
+                          partner="bb-nsw", document_type="manifest", reference=f"R{i:03}")
+        rng = random.Random(20261123)
+        store = _store(a)
+        in_flight_at_kill = []
+        for _ in range(8):
+            time.sleep(rng.uniform(0.2, 1.0))
+            victim = rng.choice([da, db])
+            in_flight_at_kill.append(n - len(store.list_messages(status="delivered", limit=1000)))
+            victim.kill()
+            victim.start()
+        # the kills hit while messages were still on their way, not after the fact
+        assert sum(1 for pending in in_flight_at_kill if pending > 0) >= 4, in_flight_at_kill
+        wait_for(lambda: len(store.list_messages(status="delivered", limit=1000)) == n, timeout=120,
+                 interval=0.5, what=f"all {n} messages delivered")
+    finally:
+        da.stop()
+        db.stop()
+    outbound = store.list_messages(limit=1000)
+    assert len(outbound) == n and {m.status for m in outbound} == {"delivered"}
+    assert len({m.message_id for m in outbound}) == n
+    entries = inbox_entries(cb.folder.inbox)
+    assert sorted(e["reference"] for e in entries) == [f"R{i:03}" for i in range(n)]   # each exactly once
+    for e in entries:
+        n_attr = int(e["reference"][1:])
+        assert (cb.folder.inbox / e["document"]).read_bytes() == f"<manifest n='{n_attr}'/>".encode()
+    inbound = _store(b).list_messages(limit=1000)
+    assert len(inbound) == n and {m.direction for m in inbound} == {"in"}
+    assert not list((ca.folder.outbox / ".processing").iterdir())
+    assert len(list((ca.folder.outbox / "sent").glob("*.meta.json"))) == n
+
+
+class _Misbehaving(BaseHTTPRequestHandler):
+    """Answers each POST with the next behaviour in ``script``: an HTTP status, garbage, or a hang."""
+    script: list = []
+    seen: list = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        behaviour = self.script.pop(0) if self.script else 503
+        self.seen.append(behaviour)
+        if behaviour == "hang":
+            time.sleep(3)
+            return
+        if behaviour == "garbage":
+            body = b"<html><body>Service temporarily unavailable</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+        else:
+            body = b""
+            self.send_response(behaviour)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_path, pki):
+    fake_port = free_port()
+    a = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", free_port(), fake_port, scheme="http",
+                   attempts=4, interval=0.2, timeout=1.0)
+    _Misbehaving.script, _Misbehaving.seen = [500, "garbage", 502, "hang"], []
+    server = ThreadingHTTPServer(("127.0.0.1", fake_port), _Misbehaving)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    da = Daemon(a).start()
+    ca = a.config()
+    try:
+        drop_document(ca.folder.outbox, "x.xml", b"<doc>retry me</doc>", partner="bb-nsw",
+                      document_type="ephyto", reference="FLAKY")
+        report = wait_for(lambda: report_for(ca.folder.reports, "FLAKY"), timeout=30, what="failure report")
+        assert report["status"] == "failed"
+        assert "gave up after 4 attempt(s)" in report["detail"]
+        assert _Misbehaving.seen == [500, "garbage", 502, "hang"]
+        trace = _trace(a, "FLAKY")
+        assert trace["status"] == "failed"
+        sends = [e["detail"] for e in trace["events"] if e["step"] == "send"]
+        assert len(sends) == 4 and "HTTP 500" in sends[0] and "timeout" in sends[3]
+        assert [e["step"] for e in trace["events"]].count("retry") == 3     # each with its next time
+        text = swgw("trace", "-c", str(a.config_path), "--ref", "FLAKY").stdout
+        assert "retry       scheduled  attempt 2 at" in text
+
+        # the identical signed bytes were resent every time
+        server.shutdown()
+        server.server_close()
+        b = write_node(tmp_path, pki, "bb-nsw", "aa-nsw", fake_port, a.port, tls=False, scheme="http")
+        db = Daemon(b).start()
+        try:
+            out = swgw("messages", "-c", str(a.config_path), "retry", trace["message_id"]).stdout
+            assert "queued" in out
+            wait_for(lambda: _trace(a, "FLAKY")["status"] == "delivered", timeout=20, what="delivery after retry")
+            assert [e["reference"] for e in inbox_entries(b.config().folder.inbox)] == ["FLAKY"]
+
+            # cancel: a message cancelled while it waits is never sent
+            db.stop()
+            drop_document(ca.folder.outbox, "y.xml", b"<doc>cancel me</doc>", partner="bb-nsw",
+                          document_type="ephyto", reference="CANCEL")
+            wait_for(lambda: any(e["step"] == "retry" for e in _trace(a, "CANCEL").get("events", [])),
+                     what="a retry of the message to cancel")
+            mid = _trace(a, "CANCEL")["message_id"]
+            swgw("messages", "-c", str(a.config_path), "cancel", mid)
+            db.start()
+            time.sleep(2)
+            assert _trace(a, "CANCEL")["status"] == "cancelled"
+            assert [e["reference"] for e in inbox_entries(b.config().folder.inbox)] == ["FLAKY"]
+            bad = swgw("messages", "-c", str(a.config_path), "cancel", "no-such-id", check=False)
+            assert bad.returncode == 1 and "no outbound message with id no-such-id" in bad.stderr
+        finally:
+            db.stop()
+    finally:
+        da.stop()
+
+
+class _SlowProxy:
+    """Forwards to the real partner but holds back the first answer past the sender's timeout."""
+
+    def __init__(self, listen_port: int, target_port: int, delay: float):
+        self.target_port, self.delay, self.count = target_port, delay, 0
+        self.sock = socket.create_server(("127.0.0.1", listen_port))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn):
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length"))
+            while len(body) < length:
+                body += conn.recv(65536)
+            head = b"\r\n".join(l for l in head.split(b"\r\n") if not l.lower().startswith(b"connection"))
+            with socket.create_connection(("127.0.0.1", self.target_port)) as up:
+                up.sendall(head + b"\r\nConnection: close\r\n\r\n" + body)
+                answer = b""
+                while chunk := up.recv(65536):
+                    answer += chunk
+            self.count += 1
+            if self.count == 1:
+                time.sleep(self.delay)
+            try:
+                conn.sendall(answer)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_late_receipt_after_timeout_still_delivers_once(tmp_path, pki):
+    proxy_port, b_port, a_port = free_port(), free_port(), free_port()
+    a = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", a_port, proxy_port, scheme="http",
+                   attempts=5, interval=0.3, timeout=1.0)
+    b = write_node(tmp_path, pki, "bb-nsw", "aa-nsw", b_port, a_port, tls=False, scheme="http")
+    proxy = _SlowProxy(proxy_port, b_port, delay=2.5)
+    da, db = Daemon(a).start(), Daemon(b).start()
+    try:
+        drop_document(a.config().folder.outbox, "z.xml", b"<doc>slow</doc>", partner="bb-nsw",
+                      document_type="ephyto", reference="SLOW")
+        wait_for(lambda: _trace(a, "SLOW").get("status") == "delivered", timeout=30, what="delivery")
+        trace = _trace(a, "SLOW")
+        sends = [e for e in trace["events"] if e["step"] == "send"]
+        assert "timeout" in sends[0]["detail"] and len(sends) >= 2
+        assert ("receipt", "verified") in [(e["step"], e["outcome"]) for e in trace["events"]]
+        assert [e["reference"] for e in inbox_entries(b.config().folder.inbox)] == ["SLOW"]
+        b_trace = _trace(b, "SLOW")
+        assert [e["step"] for e in b_trace["events"]].count("deliver") == 1
+        assert "duplicate" in [e["step"] for e in b_trace["events"]]
+    finally:
+        da.stop()
+        db.stop()
+        proxy.close()
