@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"swgw: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"swgw: {exc.strerror or exc}: {exc.filename or ''} (check free disk space and that the "
+              f"state directory is writable)", file=sys.stderr)
+        return 1
     except Exception as exc:  # an operator sees the problem, not a traceback
         from crypto.keys import KeyFileError
         from gateway.outbound import SubmissionRejected

@@ -1,6 +1,7 @@
 """Polls the NSW outbox folder and feeds each document into the outbound pipeline."""
 from __future__ import annotations
 
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.application.internet import TimerService
 from twisted.internet import threads
 from twisted.logger import Logger
@@ -29,6 +30,13 @@ def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_d
         except (OutboxError, SubmissionRejected) as exc:
             log.warn("outbox document {name} rejected: {error}", name=name, error=str(exc))
             connector.archive(name, error=str(exc))
+            continue
+        except (OSError, SQLAlchemyError) as exc:
+            # The store is full, read-only or unreachable: nothing was queued (files are
+            # written before the one DB transaction), the claim stays and is retried next poll.
+            log.error("cannot queue outbox document {name}: the store is not writable ({error}); "
+                      "it stays in the outbox and is retried: free disk space or fix the store",
+                      name=name, error=str(exc).splitlines()[0])
             continue
         connector.archive(name)
         count += 1

@@ -214,3 +214,133 @@ def test_late_receipt_after_timeout_still_delivers_once(tmp_path, pki):
         da.stop()
         db.stop()
         proxy.close()
+
+
+def _mount_tmpfs(path, size: str):
+    import subprocess
+    import pytest
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up here: {done.stderr.strip()}")
+
+
+def _remount(path, options: str) -> None:
+    import subprocess
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+
+def test_full_disk_then_read_only_store_recover_without_loss(tmp_path, pki):
+    """The receiver's disk fills up, the sender's store turns read-only: clear errors, no
+    corruption, and everything flows once the space is back."""
+    import os
+    import sqlite3
+    import subprocess
+    a, b = write_pair(tmp_path, pki, attempts=100, interval=0.2, max_interval=0.5)
+    b_state = b.home / "state"
+    _mount_tmpfs(b_state, "1m")
+    try:
+        da, db = Daemon(a).start(), Daemon(b).start()
+        ca, cb = a.config(), b.config()
+        try:
+            docs = {f"FULL{i}": b"<doc>" + os.urandom(150_000).hex().encode() + b"</doc>" for i in range(6)}
+            for ref, doc in docs.items():
+                drop_document(ca.folder.outbox, f"{ref}.xml", doc, partner="bb-nsw", document_type="manifest",
+                              reference=ref)
+            wait_for(lambda: "No space left on device" in db.log.read_text()
+                     or "database or disk is full" in db.log.read_text(), timeout=30, what="disk full on b")
+            time.sleep(1)
+            pending = [r for r in docs if (report_for(ca.folder.reports, r) or {}).get("status") != "delivered"]
+            assert pending, "the disk never filled up"
+            _remount(b_state, "size=64m")           # the operator frees space
+            wait_for(lambda: all((report_for(ca.folder.reports, r) or {}).get("status") == "delivered"
+                                 for r in docs), timeout=60, what="delivery after space was freed")
+            entries = inbox_entries(cb.folder.inbox)
+            assert sorted(e["reference"] for e in entries) == sorted(docs)
+            for e in entries:
+                assert (cb.folder.inbox / e["document"]).read_bytes() == docs[e["reference"]]
+            assert not [p for p in cb.folder.inbox.iterdir() if p.name.endswith(".tmp")]
+            assert not [p for p in (b_state / "blobs").rglob("*.tmp")]
+
+            # the sender's store becomes read-only: submissions wait in the outbox, then flow
+            a_state = a.home / "state" / "blobs"     # where signed messages are stored
+            subprocess.run(["mount", "--bind", str(a_state), str(a_state)], check=True)
+            try:
+                _remount(a_state, "bind,ro")
+                drop_document(ca.folder.outbox, "RO.xml", b"<doc>read-only</doc>", partner="bb-nsw",
+                              document_type="manifest", reference="RO")
+                wait_for(lambda: "cannot queue outbox document RO.xml: the store is not writable"
+                         in da.log.read_text(), timeout=10, what="a clear error about the read-only store")
+                assert report_for(ca.folder.reports, "RO") is None
+                _remount(a_state, "bind,rw")
+            finally:
+                subprocess.run(["umount", str(a_state)], check=False)
+            wait_for(lambda: (report_for(ca.folder.reports, "RO") or {}).get("status") == "delivered",
+                     timeout=30, what="delivery after the store became writable")
+        finally:
+            da.stop()
+            db.stop()
+        for node in (a, b):
+            path = node.config().database_url.split("///", 1)[1]
+            assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        subprocess.run(["umount", "-l", str(b_state)], check=False)
+
+
+def test_sigterm_lets_in_flight_sends_finish_or_stay_retryable(tmp_path, pki):
+    a, b = write_pair(tmp_path, pki, attempts=50, interval=0.2, max_interval=0.5)
+    da, db = Daemon(a).start(), Daemon(b).start()
+    ca = a.config()
+    try:
+        for i in range(40):
+            drop_document(ca.folder.outbox, f"t{i}.xml", f"<doc n='{i}'/>".encode(), partner="bb-nsw",
+                          document_type="manifest", reference=f"T{i:02}")
+        store = _store(a)
+        wait_for(lambda: len(store.list_messages(status="delivered")) >= 5, what="some deliveries")
+        assert da.stop() == 0                     # graceful: exits cleanly mid-stream
+        assert not store.list_messages(status="sending"), "SIGTERM left messages stuck in 'sending'"
+        da.start()
+        wait_for(lambda: len(store.list_messages(status="delivered")) == 40, timeout=60, what="all delivered")
+    finally:
+        da.stop()
+        db.stop()
+    assert sorted(e["reference"] for e in inbox_entries(b.config().folder.inbox)) == [f"T{i:02}" for i in range(40)]
+
+
+def test_concurrent_copies_and_repeats_are_delivered_once(tmp_path, pki):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway import as4
+    from gateway.daemon import Gateway
+    from gateway.outbound import Submission
+    a, b = write_pair(tmp_path, pki)
+    gw_a, gw_b = Gateway(a.config()), Gateway(b.config())
+    mid = gw_a.outbound.submit(Submission("bb-nsw", "ephyto", b"<doc>once</doc>", nsw_reference="ONCE"))
+    row = gw_a.store.find(mid)[0]
+    raw = gw_a.store.blob(row.raw_digest)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: gw_b.inbound.process(row.content_type, raw), range(8)))
+    receipts = set()
+    for answer in answers:
+        parsed = as4.parse_envelope(as4.parse_xml(as4.decode_message(answer.content_type, answer.body)[0]))
+        assert parsed.receipt is not None and parsed.receipt.ref_to_message_id == mid
+        receipts.add(parsed.receipt.message_id)
+    assert len(receipts) == 1, "every copy must get the same receipt"
+    assert [e["message_id"] for e in inbox_entries(b.config().folder.inbox)] == [mid]
+    # a restart does not forget it
+    gw_b.store.close()
+    again = Gateway(b.config()).inbound.process(row.content_type, raw)
+    parsed = as4.parse_envelope(as4.parse_xml(as4.decode_message(again.content_type, again.body)[0]))
+    assert parsed.receipt.message_id in receipts
+    assert len(inbox_entries(b.config().folder.inbox)) == 1
+
+    # a repeat of a rejected message gets the same error again, never a receipt
+    bad = raw.replace(b"<doc>", b"<dOc>") if b"<doc>" in raw else raw[:-200]
+    codes = set()
+    for _ in range(2):
+        answer = gw_b.inbound.process(row.content_type, bad[:len(bad) // 2])
+        parsed = as4.parse_envelope(as4.parse_xml(as4.decode_message(answer.content_type, answer.body)[0]))
+        assert parsed.receipt is None and parsed.error_signal is not None
+        codes.add(parsed.error_signal.errors[0].error_code)
+    assert len(codes) == 1

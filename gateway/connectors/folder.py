@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +32,16 @@ PROCESSING, SENT, REJECTED = ".processing", "sent", "rejected"
 def atomic_write(path: Path, data: bytes) -> None:
     """Write, fsync and rename: the file appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer thread
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk must not leave half-written files behind
+        raise
 
 
 @dataclass(frozen=True)
