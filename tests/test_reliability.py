@@ -71,8 +71,10 @@ class _Misbehaving(BaseHTTPRequestHandler):
     script: list = []
     seen: list = []
 
+    bodies: list = []
+
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         behaviour = self.script.pop(0) if self.script else 503
         self.seen.append(behaviour)
         if behaviour == "hang":
@@ -97,7 +99,7 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
     fake_port = free_port()
     a = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", free_port(), fake_port, scheme="http",
                    attempts=4, interval=0.2, timeout=1.0)
-    _Misbehaving.script, _Misbehaving.seen = [500, "garbage", 502, "hang"], []
+    _Misbehaving.script, _Misbehaving.seen, _Misbehaving.bodies = [500, "garbage", 502, "hang"], [], []
     server = ThreadingHTTPServer(("127.0.0.1", fake_port), _Misbehaving)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     da = Daemon(a).start()
@@ -117,7 +119,9 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
         text = swgw("trace", "-c", str(a.config_path), "--ref", "FLAKY").stdout
         assert "retry       scheduled  attempt 2 at" in text
 
-        # the identical signed bytes were resent every time
+        # the identical signed bytes (same MessageId, same signature) were resent every time
+        assert len(_Misbehaving.bodies) == 4 and len(set(_Misbehaving.bodies)) == 1
+        assert trace["message_id"].encode() in _Misbehaving.bodies[0]
         server.shutdown()
         server.server_close()
         b = write_node(tmp_path, pki, "bb-nsw", "aa-nsw", fake_port, a.port, tls=False, scheme="http")
