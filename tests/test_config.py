@@ -333,8 +333,8 @@ def test_checkconfig_reports_gateway_and_partner_problems_in_one_run(pair):
 def test_non_table_sections_are_config_errors(pair, top_level, table):
     a, _ = pair
     text = a.config_path.read_text()
-    text = text.replace("[nsw.folder]\npoll_interval = 0.1\n", "").replace(
-        "[sender]\npoll_interval = 0.1\ntimeout = 20\n", "")
+    # Drop the harness's own [nsw.folder] and [sender] tables, whatever their values.
+    text = re.sub(r"\[(nsw\.folder|sender)\]\n(?:[a-z_]+ = [^\n]*\n)*", "", text)
     a.config_path.write_text(top_level + text)
     with pytest.raises(ConfigError) as excinfo:
         load_gateway_config(a.config_path)
