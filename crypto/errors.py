@@ -46,3 +46,18 @@ class AlgorithmNotAllowed(SecurityError):
 class DecryptionError(SecurityError):
     """Decryption failed. Deliberately opaque: the message never reveals whether the
     key transport or the content decryption failed, so it cannot serve as an oracle."""
+
+
+class UntrustedCertificate(SecurityError):
+    """A certificate does not validate against the configured trust anchors, CRLs and
+    key usage for the purpose it is used for. The message names the exact reason
+    (expired on DATE, revoked on DATE per CRL of ISSUER, ...) so the operator can act
+    without reproducing the validation by hand."""
+
+
+class SignerCertificateRejected(UntrustedSigner, UntrustedCertificate):
+    """The signer's certificate failed path validation during signature verification.
+
+    Both an :class:`UntrustedSigner` (so a pipeline mapping ``SignatureError`` to
+    EBMS:0101 FailedAuthentication keeps working) and an :class:`UntrustedCertificate`
+    (so code interested in PKI failures can catch those alone)."""

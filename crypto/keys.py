@@ -12,7 +12,14 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from cryptography.hazmat.primitives.serialization import pkcs12
+
+PrivateKey = (rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
+              | ec.EllipticCurvePrivateKey)
+"""Key types some suite uses: RSA (1.15), Ed25519 + X25519 (2.0 EdDSA), EC P-256 (2.0 ECDSA)."""
+_SUPPORTED = (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey, x25519.X25519PrivateKey,
+              ec.EllipticCurvePrivateKey)
 
 
 class KeyFileError(ValueError):
@@ -42,8 +49,11 @@ def check_private_file_mode(path: Path) -> None:
             f"run `chmod 600 {path}`")
 
 
-def load_private_key(path: str | Path, password: bytes | None = None):
-    """Load a PEM private key, or the key of a PKCS#12 bundle (``.p12``/``.pfx``)."""
+def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
+    """Load a private key: PEM or DER (PKCS#8, or the traditional RSA/EC forms), or the key
+    of a PKCS#12 bundle (``.p12``/``.pfx``). RSA, Ed25519, X25519 and EC keys are accepted;
+    other types (DSA, Ed448, ...) are refused here, at start-up, rather than at first use.
+    The EC curve is not restricted here (a TLS key may be P-384); the suites check it."""
     path = Path(path)
     check_private_file_mode(path)
     data = _read(path, "private key")
@@ -52,10 +62,17 @@ def load_private_key(path: str | Path, password: bytes | None = None):
             key, _cert, _extra = pkcs12.load_key_and_certificates(data, password)
             if key is None:
                 raise ValueError("bundle holds no private key")
-            return key
-        return serialization.load_pem_private_key(data, password=password)
+        elif data.lstrip().startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(data, password=password)
+        else:
+            key = serialization.load_der_private_key(data, password=password)
     except (ValueError, TypeError) as exc:
-        raise KeyFileError(f"private key file {path} is not a usable PEM or PKCS#12 key: {exc}") from None
+        raise KeyFileError(f"private key file {path} is not a usable PEM, DER or PKCS#12 key: "
+                           f"{exc}") from None
+    if not isinstance(key, _SUPPORTED):
+        raise KeyFileError(f"private key file {path} holds a {type(key).__name__.lstrip('_')}; "
+                           "supported are RSA, Ed25519, X25519 and EC keys")
+    return key
 
 
 def load_certificates(path: str | Path) -> list[x509.Certificate]:

@@ -1,9 +1,11 @@
 """Decrypting SwA-encrypted AS4 attachments (Attachment-Content-Only).
 
-Every algorithm is checked against the policy *before* any key is used. Failures of
-the key transport and of the content decryption produce the same DecryptionError
-(a failed RSA-OAEP unwrap continues with a random key, as WSS4J does), so error
-messages and timing do not tell an attacker which step failed.
+Every algorithm is checked against the policy *before* any key is used, and the
+policy alone decides whether the content key is transported (RSA-OAEP, 1.15) or
+agreed and wrapped (X25519/ECDH-ES + HKDF + AES-KW, 2.0): a message cannot pick the
+other mechanism. Failures of the key transport/unwrap and of the content decryption
+produce the same DecryptionError (a failed unwrap continues with a random key, as
+WSS4J does), so error messages and timing do not tell an attacker which step failed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from crypto.algorithms import (
     DataEncryptionAlgorithm,
     DigestAlgorithm,
     KeyTransportAlgorithm,
+    KeyWrapAlgorithm,
     MaskGenerationFunction,
     SecurityPolicy,
     TransformAlgorithm,
     require,
 )
+from crypto.wssec_agreement import AgreementParams, derive_kek, parse_agreement_method
 from crypto.errors import DecryptionError, SecurityError
 from crypto.wssec_common import (
     NS_DS,
@@ -65,9 +69,44 @@ def _one(parent: etree._Element, ns: str, local: str, what: str) -> etree._Eleme
     return found
 
 
+@dataclass(frozen=True)
+class _Transport:
+    algorithm: KeyTransportAlgorithm
+    digest: DigestAlgorithm
+    mgf: MaskGenerationFunction
+    label: bytes | None
+
+
+@dataclass(frozen=True)
+class _Agreement:
+    wrap: KeyWrapAlgorithm
+    params: AgreementParams
+
+
+def _key_method(encrypted_key: etree._Element, policy: SecurityPolicy) -> _Transport | _Agreement:
+    """Parse and policy-check how the content key reaches us, before any key is used."""
+    if policy.uses_key_agreement:
+        assert policy.key_wrap is not None
+        method = _one(encrypted_key, NS_XENC, "EncryptionMethod", "xenc:EncryptedKey")
+        wrap = require(KeyWrapAlgorithm, method.get("Algorithm"), policy.key_wrap,
+                       "key wrap algorithm of xenc:EncryptedKey")
+        return _Agreement(wrap, parse_agreement_method(encrypted_key, policy))
+    return _Transport(*_key_transport(encrypted_key, policy))
+
+
+def _unwrap(method: _Transport | _Agreement, private_key: PrivateKeyTypes,
+            wrapped: bytes) -> bytes | None:
+    if isinstance(method, _Agreement):
+        return primitives.unwrap_with_kek(method.wrap, derive_kek(method.params, private_key),
+                                          wrapped)
+    return primitives.unwrap_key(method.algorithm, method.digest, method.mgf, private_key,
+                                 wrapped, method.label)
+
+
 def _key_transport(
     encrypted_key: etree._Element, policy: SecurityPolicy
 ) -> tuple[KeyTransportAlgorithm, DigestAlgorithm, MaskGenerationFunction, bytes | None]:
+    assert policy.key_transport_algorithm and policy.key_transport_digest and policy.mgf
     method = _one(encrypted_key, NS_XENC, "EncryptionMethod", "xenc:EncryptedKey")
     algorithm = require(
         KeyTransportAlgorithm,
@@ -170,7 +209,7 @@ def decrypt_parts(
     plaintexts: dict[str, Part] = {}
     handled: list[etree._Element] = []  # kept alive so identity checks are sound
     for encrypted_key in children(security, NS_XENC, "EncryptedKey"):
-        algorithm, digest, mgf, label = _key_transport(encrypted_key, policy)
+        key_method = _key_method(encrypted_key, policy)
         reference_list = child(encrypted_key, NS_XENC, "ReferenceList")
         if reference_list is None:
             raise DecryptionError(
@@ -204,7 +243,7 @@ def decrypt_parts(
             )
         except ValueError as exc:
             raise DecryptionError(f"EncryptedKey CipherValue: {exc}") from None
-        key = primitives.unwrap_key(algorithm, digest, mgf, private_key, wrapped, label)
+        key = _unwrap(key_method, private_key, wrapped)
         for target in targets:
             content_key = key if key is not None else primitives.new_content_key(target.algorithm)
             try:

@@ -1,7 +1,9 @@
 """Encrypting AS4 attachments per the WSS SwA profile (Attachment-Content-Only).
 
-One fresh content key per message, transported to the recipient in an
-xenc:EncryptedKey (RSA-OAEP, SHA-256, MGF1-SHA256); one xenc:EncryptedData per
+One fresh content key per message, sent to the recipient in an xenc:EncryptedKey:
+transported with RSA-OAEP (SHA-256, MGF1-SHA256) under eDelivery AS4 1.15, or wrapped
+with AES key wrap under a KEK from X25519/ECDH-ES key agreement and HKDF under 2.0
+(the policy decides, see :mod:`crypto.wssec_agreement`); one xenc:EncryptedData per
 attachment whose CipherReference points at the (now encrypted) MIME part. Done
 after signing: the signature covers the plaintext, as the AS4 profile requires.
 """
@@ -15,6 +17,8 @@ from lxml import etree
 
 from crypto import wssec_primitives as primitives
 from crypto.algorithms import EDELIVERY_AS4_1_15, SecurityPolicy, TransformAlgorithm
+from crypto.trust import TrustConfig
+from crypto.wssec_agreement import build_agreement_method
 from crypto.wssec_common import (
     ENCRYPTED_KEY_TOKEN_TYPE,
     NS_DS,
@@ -59,19 +63,14 @@ def _encrypted_key(
         {"Id": new_id("EK")},
         nsmap={"xenc": NS_XENC, "xenc11": NS_XENC11, "ds": NS_DS},
     )
-    method = _sub(
-        encrypted_key, NS_XENC, "EncryptionMethod", Algorithm=policy.key_transport_algorithm.value
-    )
-    _sub(method, NS_DS, "DigestMethod", Algorithm=policy.key_transport_digest.value)
-    _sub(method, NS_XENC11, "MGF", Algorithm=policy.mgf.value)
-    _issuer_serial_key_info(encrypted_key, certificate)
-    wrapped = primitives.wrap_key(
-        policy.key_transport_algorithm,
-        policy.key_transport_digest,
-        policy.mgf,
-        certificate.public_key(),
-        key,
-    )
+    if policy.uses_key_agreement:
+        assert policy.key_wrap is not None
+        _sub(encrypted_key, NS_XENC, "EncryptionMethod", Algorithm=policy.key_wrap.value)
+        agreement, kek = build_agreement_method(policy, certificate)
+        _sub(encrypted_key, NS_DS, "KeyInfo").append(agreement)
+        wrapped = primitives.wrap_with_kek(policy.key_wrap, kek, key)
+    else:
+        wrapped = _transport_key(encrypted_key, key, certificate, policy)
     _sub(_sub(encrypted_key, NS_XENC, "CipherData"), NS_XENC, "CipherValue").text = b64encode(
         wrapped
     )
@@ -79,6 +78,29 @@ def _encrypted_key(
     for data_id in data_ids:
         _sub(reference_list, NS_XENC, "DataReference", URI="#" + data_id)
     return encrypted_key
+
+
+def _transport_key(
+    encrypted_key: etree._Element,
+    key: bytes,
+    certificate: x509.Certificate,
+    policy: SecurityPolicy,
+) -> bytes:
+    """eDelivery AS4 1.15: RSA-OAEP EncryptionMethod + issuer/serial KeyInfo."""
+    assert policy.key_transport_algorithm and policy.key_transport_digest and policy.mgf
+    method = _sub(
+        encrypted_key, NS_XENC, "EncryptionMethod", Algorithm=policy.key_transport_algorithm.value
+    )
+    _sub(method, NS_DS, "DigestMethod", Algorithm=policy.key_transport_digest.value)
+    _sub(method, NS_XENC11, "MGF", Algorithm=policy.mgf.value)
+    _issuer_serial_key_info(encrypted_key, certificate)
+    return primitives.wrap_key(
+        policy.key_transport_algorithm,
+        policy.key_transport_digest,
+        policy.mgf,
+        certificate.public_key(),
+        key,
+    )
 
 
 def _encrypted_data(
@@ -118,8 +140,14 @@ def encrypt_parts(
     parts: Sequence[Part],
     recipient_certificate: x509.Certificate,
     policy: SecurityPolicy = EDELIVERY_AS4_1_15,
+    *,
+    trust: TrustConfig | None = None,
 ) -> list[Part]:
     """Encrypt every attachment for ``recipient_certificate``; edit ``envelope`` in place.
+
+    With ``trust``, the recipient certificate must first validate for encryption
+    (anchor, validity, key usage, CRLs), raising UntrustedCertificate otherwise: never
+    encrypt a customs document for a key its own PKI has revoked.
 
     The EncryptedKey and EncryptedData elements are put at the *top* of the
     wsse:Security header so a receiver processing it top-down decrypts before it
@@ -127,6 +155,8 @@ def encrypt_parts(
     ``application/octet-stream``, data = IV || ciphertext || tag) in input order.
     """
     check_envelope(envelope)
+    if trust is not None:
+        trust.validate(recipient_certificate, purpose="encryption")
     if not parts:
         return []
     content_ids = [p.content_id for p in parts]

@@ -1,9 +1,10 @@
 """The cryptographic primitives behind each algorithm URI, on `cryptography`.
 
 The only module that maps enum members to actual operations, so adding a suite
-(EdDSA, X25519 key agreement) means adding entries here and nowhere else. Callers
-have already checked the URIs against the policy; these functions trust their
-enum arguments and validate keys and lengths.
+means adding entries here and nowhere else. Callers have already checked the URIs
+against the policy; these functions trust their enum arguments and validate keys
+(type *and* curve: an algorithm never silently runs with the wrong kind of key) and
+lengths. Signing and verifying dispatch on the key type the algorithm demands.
 """
 
 from __future__ import annotations
@@ -13,25 +14,45 @@ import os
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificatePublicKeyTypes,
     PrivateKeyTypes,
 )
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap,
+    aes_key_wrap,
+)
 
 from crypto.algorithms import (
     DataEncryptionAlgorithm,
     DigestAlgorithm,
+    KeyAgreementAlgorithm,
     KeyTransportAlgorithm,
+    KeyWrapAlgorithm,
     MaskGenerationFunction,
+    PseudoRandomFunction,
     SignatureAlgorithm,
 )
 from crypto.errors import AlgorithmNotAllowed, DecryptionError
 
 _HASHLIB_NAME = {DigestAlgorithm.SHA256: "sha256"}
 _HASHES = {DigestAlgorithm.SHA256: hashes.SHA256}
-_SIG_HASH = {SignatureAlgorithm.RSA_SHA256: hashes.SHA256}
+_SIG_HASH = {SignatureAlgorithm.RSA_SHA256: hashes.SHA256,
+             SignatureAlgorithm.ECDSA_SHA256: hashes.SHA256}
+# XML-DSig 1.1 ECDSA: the SignatureValue is r || s, each left-padded to the curve size
+# (not the DER SEQUENCE that OpenSSL produces).
+_ECDSA_CURVE = {SignatureAlgorithm.ECDSA_SHA256: ec.SECP256R1}
+_EC_AGREEMENT_CURVE = ec.SECP256R1
+_PRF_HASH = {PseudoRandomFunction.HMAC_SHA256: hashes.SHA256}
+_KW_KEY_BYTES = {KeyWrapAlgorithm.KW_AES128: 16}
 _MGF_HASH = {MaskGenerationFunction.MGF1_SHA256: hashes.SHA256}
 _AES_GCM_KEY_BYTES = {DataEncryptionAlgorithm.AES128_GCM: 16}
 
@@ -44,14 +65,61 @@ def digest(algorithm: DigestAlgorithm, data: bytes) -> bytes:
     return hashlib.new(_HASHLIB_NAME[algorithm], data).digest()
 
 
+def _curve_ok(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
+              curve: type[ec.EllipticCurve]) -> bool:
+    return isinstance(key.curve, curve)
+
+
+def describe_key(key: object) -> str:
+    """Key type for error messages ("RSAPrivateKey", "EC secp384r1", ...)."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return f"EC {key.curve.name}"
+    return type(key).__name__.lstrip("_")
+
+
+def _key_mismatch(algorithm: SignatureAlgorithm, key: object, what: str) -> AlgorithmNotAllowed:
+    needs = {
+        SignatureAlgorithm.RSA_SHA256: "an RSA",
+        SignatureAlgorithm.ED25519: "an Ed25519",
+        SignatureAlgorithm.ECDSA_SHA256: "an EC P-256",
+    }[algorithm]
+    return AlgorithmNotAllowed(
+        f"signature algorithm {algorithm.value} needs {needs} {what}, got {describe_key(key)}"
+    )
+
+
+def check_signing_key(algorithm: SignatureAlgorithm, private_key: PrivateKeyTypes) -> None:
+    """AlgorithmNotAllowed unless ``private_key`` is of the type (and curve) the
+    algorithm signs with; lets callers fail before they modify anything."""
+    ok = {
+        SignatureAlgorithm.RSA_SHA256: lambda k: isinstance(k, rsa.RSAPrivateKey),
+        SignatureAlgorithm.ED25519: lambda k: isinstance(k, ed25519.Ed25519PrivateKey),
+        SignatureAlgorithm.ECDSA_SHA256: lambda k: isinstance(k, ec.EllipticCurvePrivateKey)
+        and _curve_ok(k, _ECDSA_CURVE[SignatureAlgorithm.ECDSA_SHA256]),
+    }[algorithm](private_key)
+    if not ok:
+        raise _key_mismatch(algorithm, private_key, "private key")
+
+
 def sign(algorithm: SignatureAlgorithm, private_key: PrivateKeyTypes, data: bytes) -> bytes:
-    """Signature over ``data`` (for RSA: PKCS#1 v1.5, as XML-DSig rsa-sha* means)."""
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        raise AlgorithmNotAllowed(
-            f"signature algorithm {algorithm.value} needs an RSA private key, "
-            f"got {type(private_key).__name__}"
-        )
-    return private_key.sign(data, padding.PKCS1v15(), _SIG_HASH[algorithm]())
+    """Signature over ``data`` in XML-DSig encoding (RSA: PKCS#1 v1.5; Ed25519: the
+    64-byte RFC 8032 signature; ECDSA: r || s)."""
+    if algorithm is SignatureAlgorithm.RSA_SHA256:
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise _key_mismatch(algorithm, private_key, "private key")
+        return private_key.sign(data, padding.PKCS1v15(), _SIG_HASH[algorithm]())
+    if algorithm is SignatureAlgorithm.ED25519:
+        if not isinstance(private_key, ed25519.Ed25519PrivateKey):
+            raise _key_mismatch(algorithm, private_key, "private key")
+        return private_key.sign(data)
+    if algorithm is SignatureAlgorithm.ECDSA_SHA256:
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not _curve_ok(
+                private_key, _ECDSA_CURVE[algorithm]):
+            raise _key_mismatch(algorithm, private_key, "private key")
+        r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(_SIG_HASH[algorithm]())))
+        size = (private_key.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    raise AlgorithmNotAllowed(f"signature algorithm {algorithm.value} has no implementation")
 
 
 def verify(
@@ -60,17 +128,36 @@ def verify(
     signature: bytes,
     data: bytes,
 ) -> bool:
-    """True iff ``signature`` over ``data`` verifies with ``public_key``."""
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        raise AlgorithmNotAllowed(
-            f"signature algorithm {algorithm.value} needs an RSA certificate, "
-            f"the signer's key is {type(public_key).__name__}"
-        )
+    """True iff ``signature`` over ``data`` verifies with ``public_key``.
+
+    A key of the wrong type or curve for ``algorithm`` is AlgorithmNotAllowed, not
+    False: it is a configuration or suite mismatch the operator must see as such.
+    """
     try:
-        public_key.verify(signature, data, padding.PKCS1v15(), _SIG_HASH[algorithm]())
+        if algorithm is SignatureAlgorithm.RSA_SHA256:
+            if not isinstance(public_key, rsa.RSAPublicKey):
+                raise _key_mismatch(algorithm, public_key, "certificate")
+            public_key.verify(signature, data, padding.PKCS1v15(), _SIG_HASH[algorithm]())
+            return True
+        if algorithm is SignatureAlgorithm.ED25519:
+            if not isinstance(public_key, ed25519.Ed25519PublicKey):
+                raise _key_mismatch(algorithm, public_key, "certificate")
+            public_key.verify(signature, data)
+            return True
+        if algorithm is SignatureAlgorithm.ECDSA_SHA256:
+            if not isinstance(public_key, ec.EllipticCurvePublicKey) or not _curve_ok(
+                    public_key, _ECDSA_CURVE[algorithm]):
+                raise _key_mismatch(algorithm, public_key, "certificate")
+            size = (public_key.curve.key_size + 7) // 8
+            if len(signature) != 2 * size:
+                return False
+            der = encode_dss_signature(int.from_bytes(signature[:size], "big"),
+                                       int.from_bytes(signature[size:], "big"))
+            public_key.verify(der, data, ec.ECDSA(_SIG_HASH[algorithm]()))
+            return True
     except InvalidSignature:
         return False
-    return True
+    raise AlgorithmNotAllowed(f"signature algorithm {algorithm.value} has no implementation")
 
 
 def new_content_key(algorithm: DataEncryptionAlgorithm) -> bytes:
@@ -137,4 +224,92 @@ def unwrap_key(
     try:
         return private_key.decrypt(wrapped, _oaep(digest_alg, mgf, label))
     except ValueError:
+        return None
+
+
+# --- eDelivery AS4 2.0: key agreement, HKDF, AES key wrap -------------------------
+
+
+def check_agreement_public_key(
+    algorithm: KeyAgreementAlgorithm, public_key: object, whose: str
+) -> None:
+    """Insist that a recipient certificate's (or an ephemeral) key fits ``algorithm``."""
+    if algorithm is KeyAgreementAlgorithm.X25519:
+        ok = isinstance(public_key, x25519.X25519PublicKey)
+        needs = "an X25519"
+    else:
+        ok = isinstance(public_key, ec.EllipticCurvePublicKey) and _curve_ok(
+            public_key, _EC_AGREEMENT_CURVE)
+        needs = "an EC P-256"
+    if not ok:
+        raise AlgorithmNotAllowed(
+            f"key agreement {algorithm.value} needs {needs} key for {whose}, "
+            f"got {describe_key(public_key)}"
+        )
+
+
+def check_agreement_private_key(algorithm: KeyAgreementAlgorithm, private_key: object) -> None:
+    """Insist that our decryption key fits ``algorithm`` (configuration error otherwise)."""
+    if algorithm is KeyAgreementAlgorithm.X25519:
+        ok = isinstance(private_key, x25519.X25519PrivateKey)
+        needs = "an X25519"
+    else:
+        ok = isinstance(private_key, ec.EllipticCurvePrivateKey) and _curve_ok(
+            private_key, _EC_AGREEMENT_CURVE)
+        needs = "an EC P-256"
+    if not ok:
+        raise AlgorithmNotAllowed(
+            f"key agreement {algorithm.value} needs {needs} private key, "
+            f"got {describe_key(private_key)}"
+        )
+
+
+def new_ephemeral_key(
+    algorithm: KeyAgreementAlgorithm,
+) -> x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey:
+    """A fresh originator key pair: ephemeral-static agreement needs one per message."""
+    if algorithm is KeyAgreementAlgorithm.X25519:
+        return x25519.X25519PrivateKey.generate()
+    return ec.generate_private_key(_EC_AGREEMENT_CURVE())
+
+
+def agree(algorithm: KeyAgreementAlgorithm, private_key: object, peer_public_key: object) -> bytes:
+    """The raw shared secret Z (X25519 output, or the ECDH x-coordinate).
+
+    Raises ValueError for degenerate results (e.g. a small-order X25519 point, which
+    OpenSSL reports as an all-zero secret) or mismatched keys.
+    """
+    check_agreement_private_key(algorithm, private_key)
+    check_agreement_public_key(algorithm, peer_public_key, "the peer")
+    if algorithm is KeyAgreementAlgorithm.X25519:
+        return private_key.exchange(peer_public_key)  # type: ignore[union-attr,arg-type]
+    return private_key.exchange(ec.ECDH(), peer_public_key)  # type: ignore[union-attr,call-arg]
+
+
+def hkdf(prf: PseudoRandomFunction, secret: bytes, salt: bytes | None, info: bytes | None,
+         length: int) -> bytes:
+    """RFC 5869 HKDF (extract-then-expand); no salt means HashLen zero octets."""
+    return HKDF(algorithm=_PRF_HASH[prf](), length=length, salt=salt or None,
+                info=info or None).derive(secret)
+
+
+def key_wrap_key_bytes(algorithm: KeyWrapAlgorithm) -> int:
+    """Size of the key-encryption key the wrap algorithm needs (KW-AES128: 16)."""
+    return _KW_KEY_BYTES[algorithm]
+
+
+def wrap_with_kek(algorithm: KeyWrapAlgorithm, kek: bytes, key: bytes) -> bytes:
+    """RFC 3394 AES key wrap of the content key under the derived KEK."""
+    if len(kek) != _KW_KEY_BYTES[algorithm]:
+        raise ValueError(f"{algorithm.value} needs a {_KW_KEY_BYTES[algorithm]}-byte KEK")
+    return aes_key_wrap(kek, key)
+
+
+def unwrap_with_kek(algorithm: KeyWrapAlgorithm, kek: bytes, wrapped: bytes) -> bytes | None:
+    """Inverse of :func:`wrap_with_kek`; None on failure (the caller stays opaque)."""
+    if len(kek) != _KW_KEY_BYTES[algorithm]:
+        return None
+    try:
+        return aes_key_unwrap(kek, wrapped)
+    except (InvalidUnwrap, ValueError):
         return None

@@ -13,12 +13,20 @@ import copy
 from collections.abc import Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from crypto import wssec_primitives as primitives
-from crypto.algorithms import EDELIVERY_AS4_1_15, SecurityPolicy, TransformAlgorithm
+from crypto.algorithms import (
+    EDELIVERY_AS4_1_15,
+    EDELIVERY_AS4_2_0_ECDSA,
+    EDELIVERY_AS4_2_0_EDDSA,
+    SecurityPolicy,
+    TransformAlgorithm,
+)
+from crypto.errors import AlgorithmNotAllowed
 from crypto.wssec_common import (
     BASE64_ENCODING_TYPE,
     NS_DS,
@@ -86,14 +94,33 @@ def _check_unique_ids(envelope: etree._Element) -> None:
         )
 
 
+def policy_for_signing_key(private_key: PrivateKeyTypes) -> SecurityPolicy:
+    """The suite whose signature algorithm fits ``private_key``: RSA -> 1.15,
+    Ed25519 -> 2.0 EdDSA, EC P-256 -> 2.0 ECDSA. Used when the caller names none."""
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return EDELIVERY_AS4_1_15
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return EDELIVERY_AS4_2_0_EDDSA
+    if isinstance(private_key, ec.EllipticCurvePrivateKey) and isinstance(
+            private_key.curve, ec.SECP256R1):
+        return EDELIVERY_AS4_2_0_ECDSA
+    raise AlgorithmNotAllowed(
+        f"no eDelivery AS4 suite signs with a {primitives.describe_key(private_key)} key "
+        "(RSA, Ed25519 or EC P-256 are supported)")
+
+
 def sign_message(
     envelope: etree._Element,
     parts: Sequence[Part],
     private_key: PrivateKeyTypes,
     certificate: x509.Certificate,
-    policy: SecurityPolicy = EDELIVERY_AS4_1_15,
+    policy: SecurityPolicy | None = None,
 ) -> list[etree._Element]:
     """Sign eb:Messaging, soap:Body and every attachment of ``envelope`` in place.
+
+    ``policy`` None picks the suite from the key type (:func:`policy_for_signing_key`;
+    an RSA key gives 1.15, the former default). A key that does not fit an explicit
+    policy raises AlgorithmNotAllowed before the envelope is touched.
 
     Adds (creating wsse:Security if needed) a BinarySecurityToken and a ds:Signature
     with one reference per covered item. Returns deep copies of the ds:Reference
@@ -101,6 +128,9 @@ def sign_message(
     the receiver puts them into that receipt.
     """
     check_envelope(envelope)
+    if policy is None:
+        policy = policy_for_signing_key(private_key)
+    primitives.check_signing_key(policy.signature_algorithm, private_key)
     messaging = messaging_header(envelope)
     body = soap_body(envelope)
     if messaging is None or body is None:

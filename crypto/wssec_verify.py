@@ -33,8 +33,11 @@ from crypto.errors import (
     InvalidSignatureValue,
     MissingSignature,
     SignatureError,
+    SignerCertificateRejected,
+    UntrustedCertificate,
     UntrustedSigner,
 )
+from crypto.trust import TrustConfig
 from crypto.wssec_common import (
     NS_DS,
     NS_EBMS,
@@ -69,6 +72,8 @@ class VerifyResult:
     """The envelope's own eb:Messaging header, proven to be the signed one."""
     signed_body: etree._Element
     signed_part_ids: frozenset[str]
+    chain: tuple[x509.Certificate, ...] = ()
+    """The signer's validated chain (leaf first) when a TrustConfig was given."""
 
 
 @dataclass(frozen=True)
@@ -221,15 +226,33 @@ def _check_digests(xml_refs: list[_XmlRef], part_refs: list[_PartRef]) -> None:
             )
 
 
-def _require_trusted(signer: x509.Certificate, trusted: Sequence[x509.Certificate]) -> None:
-    """Trust decision for the signing certificate: today an exact match against the
-    partner's configured signer certificates. This is the seam where certificate
-    path validation (trust anchors, validity, revocation) plugs in later."""
+def _require_trusted(
+    signer: x509.Certificate,
+    trusted: Sequence[x509.Certificate],
+    trust: TrustConfig | None,
+) -> tuple[x509.Certificate, ...]:
+    """Trust decision for the signing certificate; returns its validated chain.
+
+    With ``trust``, the signer must (a) validate to one of the partner's anchors
+    (validity, key usage for signing, CRLs) and (b) still be one of the certificates
+    configured for the sending party: a perfectly valid certificate of *another*
+    party under the same CA is not this partner. Several configured certificates
+    (rollover) are all accepted. Without ``trust`` only (b) applies, as before.
+    """
+    chain: tuple[x509.Certificate, ...] = ()
+    if trust is not None:
+        try:
+            chain = tuple(trust.validate(signer, purpose="signing"))
+        except UntrustedCertificate as exc:
+            raise SignerCertificateRejected(
+                f"the signing certificate is not trusted: {exc}"
+            ) from exc
     if signer not in trusted:
         raise UntrustedSigner(
             "the message is signed by a certificate that is not a trusted signer for this "
             f"partner: {describe_certificate(signer)}"
         )
+    return chain
 
 
 def verify_message(
@@ -237,11 +260,19 @@ def verify_message(
     parts: Sequence[Part],
     trusted_signers: Sequence[x509.Certificate],
     policy: SecurityPolicy = EDELIVERY_AS4_1_15,
+    *,
+    trust: TrustConfig | None = None,
 ) -> VerifyResult:
     """Verify the WS-Security signature of an AS4 message (attachments already
     decrypted, since AS4 signs first and encrypts second).
 
-    Raises a :class:`SignatureError` subclass or :class:`AlgorithmNotAllowed`.
+    Only ``policy``'s algorithms are accepted (a 2.0 partner cannot fall back to
+    1.15 or the reverse). ``trusted_signers`` are the certificates configured for the
+    sending party (two during a rollover); with ``trust`` the signer must also pass
+    path validation against the partner's anchors and CRLs.
+
+    Raises a :class:`SignatureError` subclass (:class:`SignerCertificateRejected` for
+    a failed path validation) or :class:`AlgorithmNotAllowed`.
     """
     if not isinstance(envelope, etree._Element) or envelope.tag != q(NS_SOAP12, "Envelope"):
         raise SignatureError("not a SOAP 1.2 envelope")
@@ -285,7 +316,7 @@ def verify_message(
     signed_part_ids = _check_parts_covered(parts, part_refs)
 
     signer = signer_certificate(signature, security, id_index, trusted_signers)
-    _require_trusted(signer, trusted_signers)
+    chain = _require_trusted(signer, trusted_signers, trust)
     try:
         signature_value = b64decode(
             _one(signature, NS_DS, "SignatureValue", "ds:Signature").text
@@ -306,4 +337,5 @@ def verify_message(
         signed_messaging=messaging,
         signed_body=body,
         signed_part_ids=signed_part_ids,
+        chain=chain,
     )

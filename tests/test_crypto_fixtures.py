@@ -1,5 +1,5 @@
-"""Shared fixtures for the crypto tests: throwaway RSA keys, self-signed
-certificates and a minimal AS4 envelope. Nothing here touches disk.
+"""Shared fixtures for the crypto tests: throwaway RSA, Ed25519, X25519 and EC P-256
+keys, self-signed certificates and a minimal AS4 envelope. Nothing here touches disk.
 
 Imported by the other test_crypto_* modules (pytest also collects this module,
 which holds no tests).
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
@@ -22,12 +22,28 @@ from crypto.wssec_common import NS_EBMS, NS_SOAP12, Part
 
 @dataclass(frozen=True)
 class Identity:
-    key: rsa.RSAPrivateKey
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey | (
+        ec.EllipticCurvePrivateKey)
     cert: x509.Certificate
 
 
-def make_identity(common_name: str) -> Identity:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def _new_key(key_type: str):
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if key_type == "x25519":
+        return x25519.X25519PrivateKey.generate()
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(key_type)
+
+
+def make_identity(common_name: str, key_type: str = "rsa") -> Identity:
+    """Self-signed, except X25519 (it cannot sign): signed by a throwaway Ed25519 key."""
+    key = _new_key(key_type)
+    signing_key = ed25519.Ed25519PrivateKey.generate() if key_type == "x25519" else key
+    digest = None if isinstance(signing_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "XX"),
@@ -45,7 +61,7 @@ def make_identity(common_name: str) -> Identity:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .sign(signing_key, digest)
     )
     return Identity(key, cert)
 
@@ -63,6 +79,26 @@ def stranger() -> Identity:
 @pytest.fixture(scope="session")
 def recipient() -> Identity:
     return make_identity("receiver-gateway")
+
+
+@pytest.fixture(scope="session")
+def ed_signer() -> Identity:
+    return make_identity("sender-gateway-ed25519", "ed25519")
+
+
+@pytest.fixture(scope="session")
+def ec_signer() -> Identity:
+    return make_identity("sender-gateway-p256", "ec-p256")
+
+
+@pytest.fixture(scope="session")
+def x_recipient() -> Identity:
+    return make_identity("receiver-gateway-x25519", "x25519")
+
+
+@pytest.fixture(scope="session")
+def ec_recipient() -> Identity:
+    return make_identity("receiver-gateway-p256", "ec-p256")
 
 
 ENVELOPE_XML = f"""\
