@@ -33,6 +33,10 @@ class SecurityConfig:
     suite: str = "edelivery-as4-1.15"
     sign: bool = True
     encrypt: bool = True
+    #: Inbound only: accept user messages that carry no signature. Off by default because
+    #: an unsigned message proves nothing about its sender (AS4 answers EBMS:0103); only for
+    #: partners whose TLS client certificate is the sole authentication, by agreement.
+    allow_unsigned: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from .model import (
     UserMessage,
     new_message_id,
 )
-from .parsing import ParsedEnvelope, parse_envelope
+from .parsing import ParsedEnvelope, parse_envelope, parse_user_message
+from .payloads import ResolvedPayload, check_attachment_refs, resolve_payloads
 from .signals import build_error, build_receipt, nri_digests
 from .timestamps import format_timestamp, parse_timestamp, utc_now
 from .xmlparse import XmlRejected, parse_xml
@@ -56,6 +57,7 @@ __all__ = [
     "serialize",
     "ParsedEnvelope",
     "parse_envelope",
+    "parse_user_message",
     "nri_digests",
     # MIME
     "MimePart",
@@ -64,6 +66,10 @@ __all__ = [
     "decode_message",
     "parse_content_type",
     "pair_payloads",
+    # payloads
+    "ResolvedPayload",
+    "check_attachment_refs",
+    "resolve_payloads",
     # compression
     "gzip_compress",
     "gzip_decompress",

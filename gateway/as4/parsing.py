@@ -30,7 +30,7 @@ from .model import (
 from .namespaces import EBMS_NS, SOAP11_NS, SOAP12_NS, WSU_ID, ds, eb, ebbp, env
 from .timestamps import parse_timestamp
 
-__all__ = ["ParsedEnvelope", "parse_envelope"]
+__all__ = ["ParsedEnvelope", "parse_envelope", "parse_user_message"]
 
 INVALID_HEADER = "EBMS:0009"
 FEATURE_NOT_SUPPORTED = "EBMS:0002"
@@ -348,6 +348,38 @@ def _signal(sig: etree._Element) -> tuple[Receipt | None, tuple[etree._Element, 
     return receipt, refs, error_signal
 
 
+def _messaging_unit(messaging: etree._Element) -> tuple[etree._Element | None, etree._Element | None]:
+    """The single eb:UserMessage or eb:SignalMessage of eb:Messaging (bundling refused)."""
+    _check_children(messaging, "eb:Messaging", {eb("UserMessage"), eb("SignalMessage")}, foreign_ok=True)
+    ums = messaging.findall(eb("UserMessage"))
+    sigs = messaging.findall(eb("SignalMessage"))
+    if len(ums) > 1:
+        raise _fail(f"eb:Messaging bundles {len(ums)} eb:UserMessage elements; bundling is not supported", FEATURE_NOT_SUPPORTED)
+    if len(sigs) > 1:
+        raise _fail(f"eb:Messaging bundles {len(sigs)} eb:SignalMessage elements; bundling is not supported", FEATURE_NOT_SUPPORTED)
+    if ums and sigs:
+        raise _fail("eb:Messaging bundles a UserMessage with a SignalMessage; bundling is not supported", FEATURE_NOT_SUPPORTED)
+    if not ums and not sigs:
+        raise _fail("eb:Messaging contains neither eb:UserMessage nor eb:SignalMessage")
+    return (ums[0] if ums else None), (sigs[0] if sigs else None)
+
+
+def parse_user_message(messaging: etree._Element) -> UserMessage:
+    """Parse the eb:UserMessage of one given ``eb:Messaging`` element.
+
+    The inbound pipeline calls this on the element the signature verifier proved it
+    covered, so that every value it acts on comes from signed content and never from a
+    look-alike copy elsewhere in the envelope (signature wrapping). Raises like
+    :func:`parse_envelope`; EBMS:0009 when the element carries a signal instead.
+    """
+    if messaging.tag != eb("Messaging"):
+        raise _fail(f"expected eb:Messaging, got {_name(messaging)}")
+    um, _sig = _messaging_unit(messaging)
+    if um is None:
+        raise _fail("eb:Messaging carries a signal message, not an eb:UserMessage")
+    return _user_message(um)
+
+
 def parse_envelope(root: etree._Element) -> ParsedEnvelope:
     """Validate a SOAP 1.2 envelope's ebMS structure and extract its messages.
 
@@ -384,24 +416,14 @@ def parse_envelope(root: etree._Element) -> ParsedEnvelope:
     if mu is not None and mu.strip() not in ("true", "1", "false", "0"):
         raise _fail(f"eb:Messaging env:mustUnderstand {mu!r} is not an xs:boolean")
 
-    _check_children(messaging, "eb:Messaging", {eb("UserMessage"), eb("SignalMessage")}, foreign_ok=True)
-    ums = messaging.findall(eb("UserMessage"))
-    sigs = messaging.findall(eb("SignalMessage"))
-    if len(ums) > 1:
-        raise _fail(f"eb:Messaging bundles {len(ums)} eb:UserMessage elements; bundling is not supported", FEATURE_NOT_SUPPORTED)
-    if len(sigs) > 1:
-        raise _fail(f"eb:Messaging bundles {len(sigs)} eb:SignalMessage elements; bundling is not supported", FEATURE_NOT_SUPPORTED)
-    if ums and sigs:
-        raise _fail("eb:Messaging bundles a UserMessage with a SignalMessage; bundling is not supported", FEATURE_NOT_SUPPORTED)
-    if not ums and not sigs:
-        raise _fail("eb:Messaging contains neither eb:UserMessage nor eb:SignalMessage")
-
     user_message = receipt = error_signal = None
     refs: tuple[etree._Element, ...] = ()
-    if ums:
-        user_message = _user_message(ums[0])
+    um, sig = _messaging_unit(messaging)
+    if um is not None:
+        user_message = _user_message(um)
     else:
-        receipt, refs, error_signal = _signal(sigs[0])
+        assert sig is not None
+        receipt, refs, error_signal = _signal(sig)
     return ParsedEnvelope(
         user_message=user_message,
         receipt=receipt,
