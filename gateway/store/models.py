@@ -123,3 +123,27 @@ class ReceiptRecord(Base):
     content_type: Mapped[str] = mapped_column(Text)
 
     message: Mapped[Message] = relationship(back_populates="receipts")
+
+
+class EvidenceEntry(Base):
+    """One link of the append-only, hash-chained non-repudiation log (see ``gateway/evidence``).
+
+    ``seq`` is the primary key and gap-free: a writer computes ``max(seq) + 1`` inside the
+    transaction of the state change it witnesses, and the key's uniqueness turns a race
+    between nodes into a retry instead of a fork. ``entry_hash`` is SHA-256 over the
+    canonical serialization of every other column (``gateway.evidence.canonical``).
+    """
+    __tablename__ = "evidence_log"
+    __table_args__ = (Index("ix_evidence_log_message_id", "message_id"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str | None] = mapped_column(String(3))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    partner_id: Mapped[str | None] = mapped_column(String(128))
+    message_digest: Mapped[str | None] = mapped_column(String(64))
+    receipt_digest: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[str | None] = mapped_column(Text)     # canonical JSON (purge list, time-stamp token...)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)

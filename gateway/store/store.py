@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from gateway.evidence.chain import witness_inbound, witness_outbound, witness_receipt
 from gateway.store.blobs import BlobStore
 from gateway.store.models import IN, OUT, Event, Message, Payload, ReceiptRecord
 
@@ -158,6 +159,7 @@ class MessageStore:
             s.flush()
             self._store_payloads(s, msg.id, payloads)
             self._events(s, msg.id, [*events, StepEvent("persist", "ok", f"queued for {partner_id}")])
+            witness_outbound(s, msg)
             return msg.id
 
     def recover_interrupted(self) -> int:
@@ -225,6 +227,7 @@ class MessageStore:
             s.add(ReceiptRecord(message_pk=pk, receipt_message_id=receipt_message_id, time=now, digest=digest,
                                 content_type=receipt_content_type))
             self._events(s, pk, events)
+            witness_receipt(s, msg, digest)
 
     def mark_retry(self, pk: int, error: str, next_attempt_at: dt.datetime,
                    events: Sequence[StepEvent], *, transmitted: bool = False) -> bool:
@@ -318,6 +321,7 @@ class MessageStore:
                     s.add(ReceiptRecord(message_pk=msg.id, receipt_message_id=receipt_message_id, time=now,
                                         digest=receipt_digest, content_type=receipt_content_type))
                 self._events(s, msg.id, events)
+                witness_inbound(s, msg, receipt_digest)
                 return msg.id
         except IntegrityError:
             raise DuplicateMessage(message_id) from None

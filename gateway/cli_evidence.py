@@ -1,0 +1,143 @@
+"""``swgw evidence verify|export|timestamp|purge``: the operator's side of the evidence log.
+
+Registered into the main parser by ``register_evidence``; kept out of ``cli.py`` so the
+evidence commands evolve with ``gateway/evidence``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from cryptography import x509
+
+EXIT_OK, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
+
+
+def _open(args):
+    """Config, evidence settings and store for one command."""
+    from gateway.config import load_gateway_config
+    from gateway.evidence.settings import load_evidence_settings
+    from gateway.store.store import MessageStore
+    config = load_gateway_config(args.config)
+    settings = load_evidence_settings(config.file)
+    return config, settings, MessageStore(config.database_url, config.blob_dir)
+
+
+def _trust(paths) -> list[x509.Certificate] | None:
+    if not paths:
+        return None
+    return [c for p in paths for c in x509.load_pem_x509_certificates(Path(p).read_bytes())]
+
+
+def _fail(command: str, exc: Exception) -> int:
+    print(f"swgw evidence {command}: {exc}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_verify(args) -> int:
+    from gateway.evidence.verify import verify_evidence
+    _config, settings, store = _open(args)
+    try:
+        report = verify_evidence(store, _trust(settings.tsa_certs))
+    finally:
+        store.close()
+    if report.ok:
+        print(f"evidence OK: {report.entries} entries, chain head seq {report.head_seq} "
+              f"{report.head_hash or '-'}; {report.files_checked} files intact, "
+              f"{report.files_purged} purged as recorded; {report.timestamps} time-stamp(s)"
+              + (f", latest: {report.last_timestamp}" if report.last_timestamp else ""))
+        return EXIT_OK
+    problems = report.sorted_problems()
+    print(f"evidence BROKEN: first broken link: {problems[0]}", file=sys.stderr)
+    for p in problems[1:args.max_problems]:
+        print(f"  also: {p}", file=sys.stderr)
+    if len(problems) > args.max_problems:
+        print(f"  ... and {len(problems) - args.max_problems} more", file=sys.stderr)
+    print(f"({report.entries} entries, {report.files_checked} files checked)", file=sys.stderr)
+    return EXIT_BROKEN
+
+
+def cmd_export(args) -> int:
+    from gateway.evidence.errors import EvidenceError
+    from gateway.evidence.export import export_bundle
+    config, settings, store = _open(args)
+    ca = list(settings.ca_certs) or [p for p in (config.listen.client_ca if config.listen else None,
+                                                 config.tls_client_ca) if p is not None]
+    try:
+        result = export_bundle(store, args.message_id, Path(args.output), partner=args.partner,
+                               direction=args.direction, ca_certs=ca, tsa_certs=settings.tsa_certs,
+                               decrypt_key=config.encryption.load()[0] if config.encryption else None,
+                               exporter=f"swgw ({config.party_id})")
+    except EvidenceError as exc:
+        return _fail("export", exc)
+    finally:
+        store.close()
+    print(f"{result.path}: {len(result.files)} files; see README.txt inside for how to verify")
+    return EXIT_OK
+
+
+def cmd_timestamp(args) -> int:
+    from gateway.evidence.errors import EvidenceError
+    from gateway.evidence.timestamp import timestamp_head
+    _config, settings, store = _open(args)
+    url = args.tsa or settings.tsa_url
+    if not url:
+        store.close()
+        return _fail("timestamp", "no TSA: give --tsa URL or set tsa_url in [evidence]")
+    try:
+        done = timestamp_head(store, url, _trust(settings.tsa_certs), timeout=args.timeout)
+    except EvidenceError as exc:
+        return _fail("timestamp", exc)
+    finally:
+        store.close()
+    print(f"time-stamped chain head seq {done.covered.seq} {done.covered.entry_hash} at "
+          f"{done.token.gen_time.isoformat()} by {done.token.signer.subject.rfc4514_string()}; "
+          f"recorded as entry seq {done.entry.seq}")
+    return EXIT_OK
+
+
+def cmd_purge(args) -> int:
+    from gateway.evidence.purge import purge
+    _config, settings, store = _open(args)
+    days = args.older_than if args.older_than is not None else settings.retention_days
+    if days is None:
+        store.close()
+        return _fail("purge", "give --older-than DAYS or set retention_days in [evidence]")
+    try:
+        result = purge(store, days, dry_run=args.dry_run)
+    finally:
+        store.close()
+    if not result.messages:
+        print(f"nothing to purge: no settled message older than {days:g} days not purged already")
+    elif args.dry_run:
+        print(f"would purge {len(result.messages)} message(s) created before {result.cutoff.isoformat()}, "
+              f"{len(result.blobs)} file(s)")
+    else:
+        print(f"purged {len(result.messages)} message(s) created before {result.cutoff.isoformat()}: "
+              f"{result.deleted_files} file(s) deleted, recorded as evidence entry seq {result.entry.seq}")
+    return EXIT_OK
+
+
+def register_evidence(sub, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
+    """Add ``swgw evidence ...`` to the main parser's subcommands."""
+    evidence = sub.add_parser("evidence", help="non-repudiation evidence: verify, export, time-stamp, purge")
+    ev = evidence.add_subparsers(dest="evidence_command", required=True)
+    p = with_config(ev.add_parser("verify", help="check the hash chain, the stored files and the rows they witness"))
+    p.add_argument("--max-problems", type=int, default=20, help="how many problems to list (default 20)")
+    p.set_defaults(func=cmd_verify)
+    p = with_config(ev.add_parser("export", help="write one message's evidence bundle (zip with a README)"))
+    p.add_argument("message_id")
+    p.add_argument("-o", "--output", required=True, help="zip file to write")
+    p.add_argument("--partner", help="partner id, when the message id is not unique")
+    p.add_argument("--direction", choices=("in", "out"), help="when the message id is not unique")
+    p.set_defaults(func=cmd_export)
+    p = with_config(ev.add_parser("timestamp", help="time-stamp the chain head with an RFC 3161 TSA"))
+    p.add_argument("--tsa", help="TSA URL (default: [evidence] tsa_url)")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_timestamp)
+    p = with_config(ev.add_parser("purge", help="delete stored bytes of old settled messages, recorded in the chain"))
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="default: [evidence] retention_days")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be purged")
+    p.set_defaults(func=cmd_purge)

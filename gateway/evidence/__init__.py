@@ -1,0 +1,7 @@
+"""Non-repudiation evidence: a hash-chained, append-only log of what was sent, received and signed for.
+
+The log lives in the database (table ``evidence_log``) beside the state it witnesses; the
+bytes it names live content-addressed in the blob store. Submodules each do one job:
+``canonical`` (the hash of an entry), ``chain`` (appending), ``verify``, ``export``,
+``tsp``/``timestamp`` (RFC 3161), ``purge`` (retention), ``settings`` (``[evidence]`` config).
+"""

@@ -1,0 +1,41 @@
+"""Shared set-up for the evidence tests: two in-process gateways exchanging real AS4 messages."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.daemon import Gateway
+from gateway.outbound import Submission
+from gateway.receipts import DELIVERED, judge_response
+from tests.harness import Node, write_pair
+
+
+@dataclass
+class Pair:
+    a: Node
+    b: Node
+    gw_a: Gateway
+    gw_b: Gateway
+
+    def close(self) -> None:
+        self.gw_a.store.close()
+        self.gw_b.store.close()
+
+    def exchange(self, document: bytes = b"<doc>evidence</doc>", document_type: str = "ephyto",
+                 reference: str = "REF-1") -> str:
+        """a submits, b's inbound pipeline answers, a verifies and records the receipt."""
+        mid = self.gw_a.outbound.submit(Submission(partner_id="bb-nsw", document_type=document_type,
+                                                   document=document, nsw_reference=reference))
+        (job,) = [j for j in self.gw_a.store.claim_due(50) if j.message_id == mid]
+        answer = self.gw_b.inbound.process(job.content_type, job.body)
+        verdict = judge_response(job, self.gw_a.registry().get("bb-nsw"), answer.code, answer.content_type,
+                                 answer.body)
+        assert verdict.outcome == DELIVERED, verdict
+        self.gw_a.store.mark_delivered(job.pk, answer.body, answer.content_type, [],
+                                       receipt_message_id=verdict.receipt_message_id)
+        return mid
+
+
+def make_pair(tmp: Path, pki: Path) -> Pair:
+    a, b = write_pair(tmp, pki)
+    return Pair(a, b, Gateway(a.config()), Gateway(b.config()))
