@@ -202,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pki_init)
     with_config(sub.add_parser("checkconfig", help="validate gateway and partner config")).set_defaults(
         func=cmd_checkconfig)
+    from gateway import cli_aeo, cli_partners   # trade documents (issue 5): partners, validate, aeo
+    cli_partners.register(sub, with_config)
+    cli_aeo.register(sub, with_config)
+    from gateway.cli_evidence import register_evidence   # non-repudiation evidence (issue 4)
+    register_evidence(sub, with_config)
     return parser
 
 

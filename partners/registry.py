@@ -13,6 +13,7 @@ from cryptography import x509
 
 from crypto.keys import KeyFileError, load_certificate, load_certificates
 from partners.configfile import Problems, Section, load_or_collect
+from partners.mapping.engine import PartnerMappings, collect_mappings
 from partners.pmode import (DEFAULT_INITIATOR_ROLE, DEFAULT_RESPONDER_ROLE, SECURITY_SUITES,
                             UNREGISTERED_PARTY_TYPE, PMode, RetryPolicy, SecurityConfig)
 
@@ -28,6 +29,9 @@ class Partner:
     tls_trust: tuple[x509.Certificate, ...]
     pmodes: tuple[PMode, ...]
     folder: Path
+    # Per-partner document mappings (mappings/*.xsl + code lists), compiled at load so a broken
+    # stylesheet is a config problem at (re)load, not a failure per message. Identity if absent.
+    mappings: "PartnerMappings | None" = None
 
     def pmode_for_document(self, document_type: str) -> PMode | None:
         return next((p for p in self.pmodes if p.document_type == document_type), None)
@@ -79,7 +83,8 @@ def _load_pmode(section: Section, partner_id: str) -> PMode | None:
     retry = section.table("retry", required=False)
     security = SecurityConfig(
         suite=sec.choice("suite", SECURITY_SUITES, "edelivery-as4-1.15") or "edelivery-as4-1.15",
-        sign=bool(sec.bool("sign", True)), encrypt=bool(sec.bool("encrypt", True))) if sec else SecurityConfig()
+        sign=bool(sec.bool("sign", True)), encrypt=bool(sec.bool("encrypt", True)),
+        allow_unsigned=bool(sec.bool("allow_unsigned", False))) if sec else SecurityConfig()
     if sec is not None:
         if not security.sign:
             sec.error("sign", "unsigned messages are not supported; set sign = true")
@@ -156,11 +161,14 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
             root.error(f"pmode[{i}].security.encrypt",
                        "encryption requires [partner].encryption_cert (the partner's encryption certificate)")
     root.reject_unknown()
+    mapping_problems, mappings = collect_mappings(folder, folder.name)
+    for problem in mapping_problems:
+        problems.add(str(folder / "mappings"), problem)
     if len(problems.items) > before:
         return None
     return Partner(id=folder.name, party_id=party_id, party_id_type=party_id_type, endpoint=endpoint,
                    signing_certs=tuple(signing), encryption_cert=encryption, tls_trust=tuple(tls_trust),
-                   pmodes=tuple(pmodes), folder=folder)
+                   pmodes=tuple(pmodes), folder=folder, mappings=mappings)
 
 
 def load_partners(partners_dir: str | Path) -> PartnerRegistry:
