@@ -45,6 +45,7 @@ from crypto.algorithms import (
     require,
 )
 from crypto.errors import DecryptionError
+from crypto.wssec_keyinfo import append_issuer_serial_reference
 from crypto.wssec_common import (
     NS_DS,
     NS_DSIG11,
@@ -100,14 +101,6 @@ def _originator_key_info(parent: etree._Element, ephemeral_public: OriginatorKey
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
 
 
-def _recipient_key_info(parent: etree._Element, certificate: x509.Certificate) -> None:
-    info = _sub(parent, NS_XENC, "RecipientKeyInfo")
-    str_ = _sub(info, NS_WSSE, "SecurityTokenReference")
-    issuer_serial = _sub(_sub(str_, NS_DS, "X509Data"), NS_DS, "X509IssuerSerial")
-    _sub(issuer_serial, NS_DS, "X509IssuerName").text = certificate.issuer.rfc4514_string()
-    _sub(issuer_serial, NS_DS, "X509SerialNumber").text = str(certificate.serial_number)
-
-
 def build_agreement_method(
     policy: SecurityPolicy, recipient_certificate: x509.Certificate
 ) -> tuple[etree._Element, bytes]:
@@ -140,11 +133,12 @@ def build_agreement_method(
     _sub(params, NS_DSIG_MORE, "Info").text = b64encode(info)
     _sub(params, NS_DSIG_MORE, "KeyLength").text = str(key_length)
     _originator_key_info(method, ephemeral.public_key())
-    _recipient_key_info(method, recipient_certificate)
+    append_issuer_serial_reference(method, NS_XENC, "RecipientKeyInfo", recipient_certificate)
     return method, kek
 
 
-def _one(parent: etree._Element, ns: str, local: str, what: str) -> etree._Element:
+def required_child(parent: etree._Element, ns: str, local: str, what: str) -> etree._Element:
+    """The one ``local`` child of ``parent``; a DecryptionError naming ``what`` otherwise."""
     try:
         found = child(parent, ns, local)
     except ValueError as exc:
@@ -227,15 +221,15 @@ def parse_agreement_method(
     DecryptionError for a malformed structure.
     """
     assert policy.key_agreement and policy.key_derivation and policy.kdf_prf and policy.key_wrap
-    key_info = _one(encrypted_key, NS_DS, "KeyInfo", "xenc:EncryptedKey")
-    method = _one(key_info, NS_XENC, "AgreementMethod", "ds:KeyInfo of xenc:EncryptedKey "
+    key_info = required_child(encrypted_key, NS_DS, "KeyInfo", "xenc:EncryptedKey")
+    method = required_child(key_info, NS_XENC, "AgreementMethod", "ds:KeyInfo of xenc:EncryptedKey "
                   f"(the policy {policy.name} requires key agreement)")
     algorithm = require(KeyAgreementAlgorithm, method.get("Algorithm"), policy.key_agreement,
                         "key agreement algorithm of xenc:AgreementMethod")
-    derivation = _one(method, NS_XENC11, "KeyDerivationMethod", "xenc:AgreementMethod")
+    derivation = required_child(method, NS_XENC11, "KeyDerivationMethod", "xenc:AgreementMethod")
     require(KeyDerivationAlgorithm, derivation.get("Algorithm"), policy.key_derivation,
             "key derivation method of xenc:AgreementMethod")
-    params = _one(derivation, NS_DSIG_MORE, "HKDFParams", "xenc11:KeyDerivationMethod")
+    params = required_child(derivation, NS_DSIG_MORE, "HKDFParams", "xenc11:KeyDerivationMethod")
     prf_element = child(params, NS_DSIG_MORE, "PRF")
     prf = require(PseudoRandomFunction, None if prf_element is None else prf_element.get("Algorithm"),
                   policy.kdf_prf, "HKDF pseudo-random function (dsig-more:PRF)")
@@ -248,7 +242,7 @@ def parse_agreement_method(
             raise DecryptionError(
                 f"HKDF KeyLength {text!r} does not match {policy.key_wrap.value}, which needs a "
                 f"{expected_length}-byte key-encryption key")
-    originator = _one(method, NS_XENC, "OriginatorKeyInfo", "xenc:AgreementMethod")
+    originator = required_child(method, NS_XENC, "OriginatorKeyInfo", "xenc:AgreementMethod")
     originator_key = _originator_key(originator)
     primitives.check_agreement_public_key(algorithm, originator_key,
                                           "the originator (ephemeral) key")

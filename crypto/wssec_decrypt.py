@@ -28,7 +28,7 @@ from crypto.algorithms import (
     TransformAlgorithm,
     require,
 )
-from crypto.wssec_agreement import AgreementParams, derive_kek, parse_agreement_method
+from crypto.wssec_agreement import AgreementParams, derive_kek, parse_agreement_method, required_child
 from crypto.errors import DecryptionError, SecurityError
 from crypto.wssec_common import (
     NS_DS,
@@ -59,16 +59,6 @@ class _Target:
     mime_type: str
 
 
-def _one(parent: etree._Element, ns: str, local: str, what: str) -> etree._Element:
-    try:
-        found = child(parent, ns, local)
-    except ValueError as exc:
-        raise DecryptionError(f"malformed {what}: {exc}") from None
-    if found is None:
-        raise DecryptionError(f"malformed {what}: no {local} element")
-    return found
-
-
 @dataclass(frozen=True)
 class _Transport:
     algorithm: KeyTransportAlgorithm
@@ -87,7 +77,7 @@ def _key_method(encrypted_key: etree._Element, policy: SecurityPolicy) -> _Trans
     """Parse and policy-check how the content key reaches us, before any key is used."""
     if policy.uses_key_agreement:
         assert policy.key_wrap is not None
-        method = _one(encrypted_key, NS_XENC, "EncryptionMethod", "xenc:EncryptedKey")
+        method = required_child(encrypted_key, NS_XENC, "EncryptionMethod", "xenc:EncryptedKey")
         wrap = require(KeyWrapAlgorithm, method.get("Algorithm"), policy.key_wrap,
                        "key wrap algorithm of xenc:EncryptedKey")
         return _Agreement(wrap, parse_agreement_method(encrypted_key, policy))
@@ -107,7 +97,7 @@ def _key_transport(
     encrypted_key: etree._Element, policy: SecurityPolicy
 ) -> tuple[KeyTransportAlgorithm, DigestAlgorithm, MaskGenerationFunction, bytes | None]:
     assert policy.key_transport_algorithm and policy.key_transport_digest and policy.mgf
-    method = _one(encrypted_key, NS_XENC, "EncryptionMethod", "xenc:EncryptedKey")
+    method = required_child(encrypted_key, NS_XENC, "EncryptionMethod", "xenc:EncryptedKey")
     algorithm = require(
         KeyTransportAlgorithm,
         method.get("Algorithm"),
@@ -149,14 +139,14 @@ def _target(
         )
     algorithm = require(
         DataEncryptionAlgorithm,
-        _one(encrypted_data, NS_XENC, "EncryptionMethod", f"EncryptedData #{data_id}").get(
+        required_child(encrypted_data, NS_XENC, "EncryptionMethod", f"EncryptedData #{data_id}").get(
             "Algorithm"
         ),
         policy.data_encryption_algorithm,
         f"encryption algorithm of EncryptedData #{data_id}",
     )
-    cipher_data = _one(encrypted_data, NS_XENC, "CipherData", f"EncryptedData #{data_id}")
-    reference = _one(cipher_data, NS_XENC, "CipherReference", f"EncryptedData #{data_id}")
+    cipher_data = required_child(encrypted_data, NS_XENC, "CipherData", f"EncryptedData #{data_id}")
+    reference = required_child(cipher_data, NS_XENC, "CipherReference", f"EncryptedData #{data_id}")
     uri = reference.get("URI") or ""
     content_id = content_id_from_uri(uri)
     if content_id is None:
@@ -234,8 +224,8 @@ def decrypt_parts(
             targets.append(target)
         try:
             wrapped = b64decode(
-                _one(
-                    _one(encrypted_key, NS_XENC, "CipherData", "xenc:EncryptedKey"),
+                required_child(
+                    required_child(encrypted_key, NS_XENC, "CipherData", "xenc:EncryptedKey"),
                     NS_XENC,
                     "CipherValue",
                     "xenc:EncryptedKey",

@@ -19,6 +19,7 @@ from crypto import wssec_primitives as primitives
 from crypto.algorithms import EDELIVERY_AS4_1_15, SecurityPolicy, TransformAlgorithm
 from crypto.trust import TrustConfig
 from crypto.wssec_agreement import build_agreement_method
+from crypto.wssec_keyinfo import append_issuer_serial_reference
 from crypto.wssec_common import (
     ENCRYPTED_KEY_TOKEN_TYPE,
     NS_DS,
@@ -42,14 +43,6 @@ ENCRYPTED_MIME_TYPE = "application/octet-stream"
 
 def _sub(parent: etree._Element, ns: str, local: str, **attrib: str) -> etree._Element:
     return etree.SubElement(parent, q(ns, local), attrib)
-
-
-def _issuer_serial_key_info(parent: etree._Element, certificate: x509.Certificate) -> None:
-    key_info = _sub(parent, NS_DS, "KeyInfo")
-    str_ = _sub(key_info, NS_WSSE, "SecurityTokenReference")
-    issuer_serial = _sub(_sub(str_, NS_DS, "X509Data"), NS_DS, "X509IssuerSerial")
-    _sub(issuer_serial, NS_DS, "X509IssuerName").text = certificate.issuer.rfc4514_string()
-    _sub(issuer_serial, NS_DS, "X509SerialNumber").text = str(certificate.serial_number)
 
 
 def _encrypted_key(
@@ -93,7 +86,7 @@ def _transport_key(
     )
     _sub(method, NS_DS, "DigestMethod", Algorithm=policy.key_transport_digest.value)
     _sub(method, NS_XENC11, "MGF", Algorithm=policy.mgf.value)
-    _issuer_serial_key_info(encrypted_key, certificate)
+    append_issuer_serial_reference(encrypted_key, NS_DS, "KeyInfo", certificate)
     return primitives.wrap_key(
         policy.key_transport_algorithm,
         policy.key_transport_digest,

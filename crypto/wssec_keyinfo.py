@@ -132,3 +132,16 @@ def signer_certificate(
         "ds:KeyInfo does not identify the signer certificate in a supported way "
         "(BinarySecurityToken reference, X509Certificate or X509IssuerSerial)"
     )
+
+
+def append_issuer_serial_reference(parent: etree._Element, ns: str, local: str,
+                                   certificate: x509.Certificate) -> None:
+    """Append ``<ns:local><wsse:SecurityTokenReference><ds:X509Data><ds:X509IssuerSerial>``
+    naming ``certificate``: how eDelivery AS4 points at the recipient's key, both in
+    ds:KeyInfo of an RSA EncryptedKey and in xenc:RecipientKeyInfo of a key agreement."""
+    def sub(p: etree._Element, n: str, name: str) -> etree._Element:
+        return etree.SubElement(p, q(n, name))
+    token = sub(sub(parent, ns, local), NS_WSSE, "SecurityTokenReference")
+    issuer_serial = sub(sub(token, NS_DS, "X509Data"), NS_DS, "X509IssuerSerial")
+    sub(issuer_serial, NS_DS, "X509IssuerName").text = certificate.issuer.rfc4514_string()
+    sub(issuer_serial, NS_DS, "X509SerialNumber").text = str(certificate.serial_number)

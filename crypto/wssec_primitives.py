@@ -230,17 +230,19 @@ def unwrap_key(
 # --- eDelivery AS4 2.0: key agreement, HKDF, AES key wrap -------------------------
 
 
+def _fits_agreement(algorithm: KeyAgreementAlgorithm, key: object) -> tuple[bool, str]:
+    """Whether ``key`` (public or private) is of the kind ``algorithm`` agrees with."""
+    if algorithm is KeyAgreementAlgorithm.X25519:
+        return isinstance(key, (x25519.X25519PublicKey, x25519.X25519PrivateKey)), "an X25519"
+    return (isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey))
+            and _curve_ok(key, _EC_AGREEMENT_CURVE)), "an EC P-256"
+
+
 def check_agreement_public_key(
     algorithm: KeyAgreementAlgorithm, public_key: object, whose: str
 ) -> None:
     """Insist that a recipient certificate's (or an ephemeral) key fits ``algorithm``."""
-    if algorithm is KeyAgreementAlgorithm.X25519:
-        ok = isinstance(public_key, x25519.X25519PublicKey)
-        needs = "an X25519"
-    else:
-        ok = isinstance(public_key, ec.EllipticCurvePublicKey) and _curve_ok(
-            public_key, _EC_AGREEMENT_CURVE)
-        needs = "an EC P-256"
+    ok, needs = _fits_agreement(algorithm, public_key)
     if not ok:
         raise AlgorithmNotAllowed(
             f"key agreement {algorithm.value} needs {needs} key for {whose}, "
@@ -250,13 +252,7 @@ def check_agreement_public_key(
 
 def check_agreement_private_key(algorithm: KeyAgreementAlgorithm, private_key: object) -> None:
     """Insist that our decryption key fits ``algorithm`` (configuration error otherwise)."""
-    if algorithm is KeyAgreementAlgorithm.X25519:
-        ok = isinstance(private_key, x25519.X25519PrivateKey)
-        needs = "an X25519"
-    else:
-        ok = isinstance(private_key, ec.EllipticCurvePrivateKey) and _curve_ok(
-            private_key, _EC_AGREEMENT_CURVE)
-        needs = "an EC P-256"
+    ok, needs = _fits_agreement(algorithm, private_key)
     if not ok:
         raise AlgorithmNotAllowed(
             f"key agreement {algorithm.value} needs {needs} private key, "
