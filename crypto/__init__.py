@@ -10,6 +10,8 @@ from crypto.algorithms import (EDELIVERY_AS4_1_15, EDELIVERY_AS4_2_0_ECDSA, EDEL
 from crypto.errors import (AlgorithmNotAllowed, DecryptionError, IncompleteSignature, InvalidDigest,
                            InvalidSignatureValue, MissingSignature, SecurityError, SignatureError,
                            SignerCertificateRejected, UntrustedCertificate, UntrustedSigner)
+from crypto.suitekeys import (check_decryption_key, check_recipient_certificate, check_signer_certificate,
+                              check_signing_key, same_key)
 from crypto.trust import CrlCache, CrlLoadError, TrustConfig, load_crl, validate_certificate
 from crypto.wssec_common import Part
 from crypto.wssec_decrypt import decrypt_parts
@@ -27,4 +29,7 @@ __all__ = [
     # trust
     "TrustConfig", "validate_certificate", "load_crl", "CrlCache", "CrlLoadError",
     "UntrustedCertificate", "SignerCertificateRejected",
+    # does a key or certificate fit a suite (checked when config is loaded)
+    "check_signing_key", "check_signer_certificate", "check_decryption_key", "check_recipient_certificate",
+    "same_key",
 ]

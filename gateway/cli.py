@@ -11,7 +11,8 @@ from pathlib import Path
 from partners.configfile import ConfigError
 
 DEFAULT_CONFIG = os.environ.get("SWGW_CONFIG", "conf/gateway.toml")
-SAMPLE_PARTIES = ("ke-nsw", "sg-nsw")
+# The sample gateways (conf/, conf/peers/) and the authority that signs the national e-COs.
+SAMPLE_PARTIES = ("ke-nsw", "sg-nsw", "my-nsw", "th-nsw", "ke-coo-authority")
 
 
 def _load_config(path: str):
@@ -37,13 +38,23 @@ def cmd_serve(args) -> int:
     from gateway.daemon import Gateway, build_service
     config = _load_config(args.config)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    from gateway.reload import install_sighup, remove_pid, write_pid
     gateway = Gateway(config)
     top = build_service(gateway, reactor)
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    # `swgw partners reload` finds us by the pid file and signals SIGHUP.
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    write_pid(config.state_dir)
+    reactor.addSystemEventTrigger("after", "shutdown", remove_pid, config.state_dir)
+    install_sighup(gateway.reload_partners, reactor)
     print(f"swgw: {config.party_id} serving AS4 on "
           f"{'https' if config.listen.tls else 'http'}://{config.listen.host}:{config.listen.port}/as4 "
           f"with {len(gateway.registry().partners)} partner(s)", flush=True)
+    if config.nsw_api is not None:
+        api = config.nsw_api
+        print(f"swgw: NSW API on {'https' if api.tls else 'http'}://{api.host}:{api.port}/api/v1 "
+              f"(OpenAPI: /openapi.json)", flush=True)
     reactor.run()
     return 0
 
@@ -60,7 +71,9 @@ def cmd_submit(args) -> int:
         print(f"swgw submit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     store = _store(config)
-    pipeline = OutboundPipeline(LocalIdentity.from_config(config), lambda: registry, store)
+    from gateway.documents import DocumentSigners
+    pipeline = OutboundPipeline(LocalIdentity.from_config(config), lambda: registry, store,
+                                DocumentSigners(config.document_signers))
     message_id = pipeline.submit(Submission(partner_id=args.to, document_type=args.type, document=document,
                                             nsw_reference=args.ref))
     print(message_id)
@@ -138,8 +151,12 @@ def cmd_pki_init(args) -> int:
     from crypto.devpki import ensure_party
     root = Path(args.dir)
     for party in args.party or SAMPLE_PARTIES:
-        files = ensure_party(root, party)
-        print(f"{files.directory}: tls, sign, enc certificates and keys (CA: {root / 'ca' / 'ca.crt'})")
+        # One pair per suite family: RSA (1.15), Ed25519/X25519 and EC P-256 (2.0), so any
+        # sample partner can be switched to a 2.0 suite by config alone.
+        for key_type in ("rsa", "ed25519", "ec-p256"):
+            files = ensure_party(root, party, key_type=key_type)
+        print(f"{files.directory}: tls, sign, enc (RSA), sign-ed25519 + enc-x25519, sign-ec-p256 + enc-ec-p256 "
+              f"certificates and keys (CA: {root / 'ca' / 'ca.crt'})")
     return 0
 
 
@@ -157,6 +174,9 @@ def cmd_checkconfig(args) -> int:
         registry = load_partners(partners_dir)
     except ConfigError as exc:
         problems += exc.problems
+    if config is not None and registry is not None:
+        from gateway.identity import suite_key_problems
+        problems += suite_key_problems(config, registry)
     if problems:
         raise ConfigError(problems)
     print(f"{config.file}: OK ({config.party_id}, {len(registry.partners)} partner(s): "
@@ -212,7 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         return args.func(args)
     except ConfigError as exc:
@@ -231,5 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``swgw`` console script. Only a real command resets SIGPIPE (so ``swgw ... | head``
+    ends quietly); ``main()`` called inside another process, a test say, must not."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -16,13 +16,11 @@ EXIT_OK, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
 
 
 def _open(args):
-    """Config, evidence settings and store for one command."""
+    """Config, its ``[evidence]`` table and the store for one command."""
     from gateway.config import load_gateway_config
-    from gateway.evidence.settings import load_evidence_settings
     from gateway.store.store import MessageStore
     config = load_gateway_config(args.config)
-    settings = load_evidence_settings(config.file)
-    return config, settings, MessageStore(config.database_url, config.blob_dir)
+    return config, config.evidence, MessageStore(config.database_url, config.blob_dir)
 
 
 def _trust(paths) -> list[x509.Certificate] | None:
@@ -86,8 +84,9 @@ def cmd_timestamp(args) -> int:
     if not url:
         store.close()
         return _fail("timestamp", "no TSA: give --tsa URL or set tsa_url in [evidence]")
+    timeout = args.timeout if args.timeout is not None else settings.tsa_timeout
     try:
-        done = timestamp_head(store, url, _trust(settings.tsa_certs), timeout=args.timeout)
+        done = timestamp_head(store, url, _trust(settings.tsa_certs), timeout=timeout)
     except EvidenceError as exc:
         return _fail("timestamp", exc)
     finally:
@@ -135,7 +134,7 @@ def register_evidence(sub, with_config: Callable[[argparse.ArgumentParser], argp
     p.set_defaults(func=cmd_export)
     p = with_config(ev.add_parser("timestamp", help="time-stamp the chain head with an RFC 3161 TSA"))
     p.add_argument("--tsa", help="TSA URL (default: [evidence] tsa_url)")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, help="seconds to wait for the TSA (default: [evidence] tsa_timeout)")
     p.set_defaults(func=cmd_timestamp)
     p = with_config(ev.add_parser("purge", help="delete stored bytes of old settled messages, recorded in the chain"))
     p.add_argument("--older-than", type=float, metavar="DAYS", help="default: [evidence] retention_days")

@@ -1,4 +1,4 @@
-"""``swgw partners test|map`` and ``swgw validate``: operator tools for documents and mappings.
+"""``swgw partners test|map|reload`` and ``swgw validate``: operator tools for documents and mappings.
 
 ``partners test`` runs a partner folder's mapping fixtures (exit 1 with a diff on a mismatch),
 so an operator onboarding a partner sees the mapping work before the daemon is reloaded.
@@ -84,6 +84,34 @@ def cmd_partners_map(args) -> int:
     return 0
 
 
+def cmd_partners_reload(args) -> int:
+    """Check the partners tree here first (the operator sees every problem at once), then
+    signal the running daemon and report what it loaded."""
+    from gateway.config import load_gateway_config
+    from gateway.reload import ReloadRequestError, request_reload
+    from partners.configfile import ConfigError
+    from partners.registry import load_partners
+    config = load_gateway_config(args.config)
+    try:
+        registry = load_partners(config.partners_dir)
+    except ConfigError as exc:
+        print(f"swgw partners reload: not reloaded, the daemon keeps its current partners; fix these first:\n"
+              f"  - " + "\n  - ".join(exc.problems), file=sys.stderr)
+        return 1
+    try:
+        status = request_reload(config.state_dir, timeout=args.timeout)
+    except ReloadRequestError as exc:
+        print(f"swgw partners reload: {exc}", file=sys.stderr)
+        return 2
+    if not status.get("ok"):
+        print("swgw partners reload: the daemon refused the new partners and keeps the old ones:\n  - "
+              + "\n  - ".join(status.get("errors") or []), file=sys.stderr)
+        return 1
+    print(f"reloaded: {len(status['partners'])} partner(s): {', '.join(status['partners'])}"
+          f" (checked {len(registry.partners)} here)")
+    return 0
+
+
 def cmd_validate(args) -> int:
     from partners.documents import DocumentInvalid, UnknownDocumentType, validate_document
     try:
@@ -115,6 +143,10 @@ def register(sub: argparse._SubParsersAction, with_config: Callable) -> None:
     p.add_argument("--partners-dir")
     p.add_argument("file")
     p.set_defaults(func=cmd_partners_map)
+    p = with_config(psub.add_parser("reload", help="make the running daemon re-read the partners folder "
+                                                   "(SIGHUP); the old partners stay if the new ones are broken"))
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the daemon's answer")
+    p.set_defaults(func=cmd_partners_reload)
     p = sub.add_parser("validate", help="validate a document against its canonical schema")
     p.add_argument("--type", required=True, help="document type (manifest, ephyto, vet-cert, eco, aeo)")
     p.add_argument("file")

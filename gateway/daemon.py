@@ -5,24 +5,42 @@ listener stops taking messages first, then in-flight sends finish, then the stor
 """
 from __future__ import annotations
 
+import time
+
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import endpoints
 from twisted.logger import Logger
 
-from gateway.config import GatewayConfig
+from partners.documents import compile_all_schemas
+from gateway.config import GatewayConfig, NswApiListenConfig
+from gateway.documents import DocumentSigners
+from gateway.evidence.scheduler import evidence_services
 from gateway.connectors.folder import FolderConnector
-from gateway.identity import LocalIdentity
-from gateway.inbound import InboundPipeline
-from gateway.outbound import OutboundPipeline
+from gateway.identity import LocalIdentity, suite_key_problems
+from gateway.inbound import InboundLimits, InboundPipeline
+from gateway.nswapi import NswApiConfig, make_nsw_api_site
+from gateway.outbound import OutboundPipeline, Submission, SubmissionRejected
 from gateway.outbox import OutboxPoller
 from gateway.sender import Sender
 from gateway.store.store import MessageStore
 from gateway.transport.server import make_site
+from gateway.reload import ReloadStatus, write_status
 from gateway.transport.tls import server_options
+from partners.configfile import ConfigError
 from partners.registry import PartnerRegistry, load_partners
 
 log = Logger()
+
+
+def inbound_limits(config: GatewayConfig) -> InboundLimits:
+    """The operator's ``[listen]`` bounds; the built-in defaults when there is no listener table."""
+    listen = config.listen
+    if listen is None:
+        return InboundLimits()
+    return InboundLimits(max_message_bytes=listen.max_message_bytes, max_parts=listen.max_parts,
+                         max_decompressed_bytes=listen.max_decompressed_bytes,
+                         max_xml_depth=listen.max_xml_depth)
 
 
 class Gateway:
@@ -30,15 +48,48 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig):
         self.config = config
+        compile_all_schemas()   # before any worker thread validates (libxml2 compiles are not thread-safe)
         self.identity = LocalIdentity.from_config(config)
-        self._registry = load_partners(config.partners_dir)
+        self._registry = self._load_registry()
         self.store = MessageStore(config.database_url, config.blob_dir)
         self.connector = FolderConnector(config.folder)
-        self.outbound = OutboundPipeline(self.identity, self.registry, self.store)
-        self.inbound = InboundPipeline(self.identity, self.registry, self.store, self.connector)
+        self.signers = DocumentSigners(config.document_signers)
+        self.outbound = OutboundPipeline(self.identity, self.registry, self.store, self.signers)
+        self.inbound = InboundPipeline(self.identity, self.registry, self.store, self.connector,
+                                       inbound_limits(config))
 
     def registry(self) -> PartnerRegistry:
         return self._registry
+
+    def _load_registry(self) -> PartnerRegistry:
+        """The partners folder, refused (ConfigError) if a PMode names a suite we hold no keys for."""
+        registry = load_partners(self.config.partners_dir)
+        problems = suite_key_problems(self.config, registry)
+        if problems:
+            raise ConfigError(problems)
+        return registry
+
+    def reload_partners(self) -> ReloadStatus:
+        """Re-read the partners folder (blocking). The new registry replaces the old one only
+        if the whole tree loads; otherwise the old one stays and the problems are reported.
+        Pipelines take one registry snapshot per message, so a message never mixes configs."""
+        try:
+            registry = self._load_registry()
+        except ConfigError as exc:
+            log.error("partner reload refused, keeping the {n} partner(s) already loaded:\n{problems}",
+                      n=len(self._registry.partners), problems="\n".join(exc.problems))
+            status = ReloadStatus(ok=False, time=time.time(), partners=sorted(self._registry.partners),
+                                  errors=exc.problems)
+        else:
+            old = set(self._registry.partners)
+            self._registry = registry
+            new = set(registry.partners)
+            log.info("partners reloaded: {partners} (added: {added}; removed: {removed})",
+                     partners=", ".join(sorted(new)) or "none", added=", ".join(sorted(new - old)) or "none",
+                     removed=", ".join(sorted(old - new)) or "none")
+            status = ReloadStatus(ok=True, time=time.time(), partners=sorted(new))
+        write_status(self.config.state_dir, status)
+        return status
 
     @property
     def party_domain(self) -> str:
@@ -73,7 +124,40 @@ def build_service(gateway: Gateway, reactor=None) -> service.MultiService:
     listener = StreamServerEndpointService(endpoint, site)
     listener.setName("as4-listener")
     listener.setServiceParent(top)
+    if config.nsw_api is not None:
+        nsw_api_service(gateway, reactor).setServiceParent(top)
     Sender(config, gateway.store, gateway.registry, gateway.connector, reactor).setServiceParent(top)
     OutboxPoller(gateway.connector, gateway.outbound, gateway.party_domain,
                  config.folder.poll_interval).setServiceParent(top)
+    # Last in, so stopped first: a running time-stamp or purge finishes before the store closes.
+    for job in evidence_services(gateway.store, config.evidence):
+        job.setServiceParent(top)
     return top
+
+
+def _endpoint(reactor, host: str, port: int, tls: bool, cert, key, client_ca):
+    if tls:
+        return endpoints.SSL4ServerEndpoint(reactor, port, server_options(cert, key, client_ca), interface=host)
+    return endpoints.TCP4ServerEndpoint(reactor, port, interface=host)
+
+
+def nsw_api_service(gateway: Gateway, reactor) -> StreamServerEndpointService:
+    """The NSW HTTP API on its own port: submit through the same outbound pipeline as the
+    folder connector, status from the same store, the same inbox folder."""
+    api: NswApiListenConfig = gateway.config.nsw_api
+
+    def submit(partner: str, document_type: str, document: bytes, reference: str | None) -> str:
+        return gateway.outbound.submit(Submission(partner_id=partner, document_type=document_type,
+                                                  document=document, nsw_reference=reference))
+
+    site = make_nsw_api_site(submit=submit, find=lambda mid, ref: gateway.store.find(mid, ref),
+                             inbox_dir=gateway.config.folder.inbox,
+                             config=NswApiConfig(tokens=api.tokens, max_document_bytes=api.max_document_bytes),
+                             rejections={SubmissionRejected: 400})
+    if not api.tls:
+        log.warn("NSW API on {host}:{port} is PLAIN HTTP (bearer tokens in clear): keep it on a trusted "
+                 "network or set tls = true", host=api.host, port=api.port)
+    listener = StreamServerEndpointService(
+        _endpoint(reactor, api.host, api.port, api.tls, api.cert, api.key, api.client_ca), site)
+    listener.setName("nsw-api-listener")
+    return listener

@@ -4,7 +4,10 @@ de-duplicated, stored as evidence, delivered to the NSW, answered with a signed 
 Blocking work; the HTTP resource runs it off the reactor thread. Every failure becomes a
 signed ebMS error signal with the code the partner's software understands (ebMS 3.0 Core
 sec 6.7, AS4 sec 5) and a description the partner's operator can act on. A rejected
-message leaves nothing behind: no database row, no blob, no NSW inbox file.
+message leaves nothing behind: no database row, no blob, no NSW inbox file. The one exception
+is a verified message whose *document* fails (mapping to canonical, schema, AEO list): it is
+authentic evidence of what the partner sent, so it is recorded ``rejected`` (never delivered)
+and answered with EBMS:0004.
 
 Order of checks, cheapest and most explanatory first: size, MIME, XML, ebMS header,
 partner and PMode, payload references, decryption, signature, then only values read from
@@ -21,15 +24,22 @@ from typing import Callable
 from lxml import etree
 from twisted.logger import Logger
 
+from cryptography import x509
+
 from crypto import (AlgorithmNotAllowed, IncompleteSignature, MissingSignature, Part, SecurityError,
-                    SecurityPolicy, VerifyResult, decrypt_parts, sign_message, suite, verify_message)
+                    SecurityPolicy, SignerCertificateRejected, UntrustedCertificate, UntrustedSigner,
+                    VerifyResult, decrypt_parts, sign_message, suite, verify_message)
 from gateway import as4
 from gateway.as4.namespaces import DEFAULT_MPC, DEFAULT_SERVICE, TEST_ACTION, eb
 from gateway.as4.payloads import ResolvedPayload, check_attachment_refs, resolve_payloads
 from gateway.as4.xmlparse import DEFAULT_MAX_DEPTH
 from gateway.connectors.folder import FolderConnector
-from gateway.identity import LocalIdentity
-from gateway.store.store import DELIVERED, DuplicateMessage, MessageStore, PayloadData, StepEvent
+from gateway.aeo.model import parse_list
+from gateway.aeo.registry import AeoListRejected, AeoRegistry
+from gateway.documents import InvalidDocument, MappingFailed, accept_inbound
+from gateway.config import BASE_SUITE
+from gateway.identity import LocalIdentity, MissingSuiteKeys, SuiteIdentity
+from gateway.store.store import DELIVERED, REJECTED, DuplicateMessage, MessageStore, PayloadData, StepEvent
 from partners.pmode import PMode, SecurityConfig
 from partners.registry import Partner, PartnerRegistry
 
@@ -48,6 +58,14 @@ class InboundLimits:
     max_parts: int = 100
     max_decompressed_bytes: int = 100 * MiB
     max_xml_depth: int = DEFAULT_MAX_DEPTH
+
+
+@dataclass
+class _Answering:
+    """Per message: the suite our answer (receipt or error signal) is signed with. The
+    partner's PMode suite once the sender is known (its software verifies our signals with
+    it), our 1.15 keys before that."""
+    suite: str = BASE_SUITE
 
 
 @dataclass(frozen=True)
@@ -132,22 +150,34 @@ class InboundPipeline:
         self.store = store
         self.connector = connector
         self.limits = limits or InboundLimits()
+        # AEO lists received from partners update the local registry (same database as the store).
+        self.aeo = AeoRegistry(store.engine)
 
     # -- answers -----------------------------------------------------------------
     def _new_id(self) -> str:
         return as4.new_message_id(self.identity.party_id.lower() + ".swgw")
 
-    def _signed(self, envelope: etree._Element) -> bytes:
-        sign_message(envelope, [], self.identity.signing_key, self.identity.signing_cert)
+    def _keys(self, suite_name: str) -> SuiteIdentity:
+        try:
+            return self.identity.for_suite(suite_name)
+        except MissingSuiteKeys as exc:
+            # Start-up refuses partners whose suite we hold no keys for, so this is a
+            # config changed under us; answering with the 1.15 keys beats not answering.
+            log.error("{problem}; answering with the {base} keys", problem=str(exc), base=BASE_SUITE)
+            return self.identity.for_suite(BASE_SUITE)
+
+    def _signed(self, envelope: etree._Element, suite_name: str = BASE_SUITE) -> bytes:
+        keys = self._keys(suite_name)
+        sign_message(envelope, [], keys.signing_key, keys.signing_cert, suite(keys.suite))
         return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
-    def _error_response(self, error: as4.EbmsError) -> Response:
+    def _error_response(self, error: as4.EbmsError, suite_name: str = BASE_SUITE) -> Response:
         signal = as4.ErrorSignal(message_id=self._new_id(), timestamp=dt.datetime.now(dt.timezone.utc),
                                  ref_to_message_id=error.ref_to_message_id, errors=(error,))
-        return Response(200, SOAP_CONTENT_TYPE, self._signed(as4.build_error(signal)))
+        return Response(200, SOAP_CONTENT_TYPE, self._signed(as4.build_error(signal), suite_name))
 
     def _receipt(self, mid: str, verified: VerifyResult | None,
-                 messaging: etree._Element) -> tuple[as4.Receipt, bytes]:
+                 messaging: etree._Element, suite_name: str = BASE_SUITE) -> tuple[as4.Receipt, bytes]:
         """Signed receipt: NRI of the verified references, or (unsigned message accepted by
         PMode) a copy of the eb:UserMessage as AS4 5.1.8 asks."""
         receipt = as4.Receipt(message_id=self._new_id(), timestamp=dt.datetime.now(dt.timezone.utc),
@@ -156,21 +186,26 @@ class InboundPipeline:
             envelope = as4.build_receipt(receipt, verified.references)
         else:
             envelope = as4.build_receipt(receipt, [], user_message=copy.deepcopy(messaging.find(eb("UserMessage"))))
-        return receipt, self._signed(envelope)
+        return receipt, self._signed(envelope, suite_name)
 
     # -- pipeline ----------------------------------------------------------------
-    def process(self, content_type: str, body: bytes) -> Response:
-        """Handle one POSTed AS4 message; never raises for bad input, answers an ebMS error."""
+    def process(self, content_type: str, body: bytes, *,
+                tls_chain: tuple[x509.Certificate, ...] | None = None) -> Response:
+        """Handle one POSTed AS4 message; never raises for bad input, answers an ebMS error.
+
+        ``tls_chain`` is the TLS client certificate chain the listener verified at the
+        handshake (leaf first); it is checked again against the sending partner's CRLs."""
         if len(body) > self.limits.max_message_bytes:
             return Response(413, "text/plain; charset=utf-8",
                             f"message of {len(body)} bytes exceeds this gateway's limit of "
                             f"{self.limits.max_message_bytes} bytes\n".encode())
+        answering = _Answering()
         try:
-            return self._process(content_type, body)
+            return self._process(content_type, body, answering, tls_chain)
         except as4.EbmsException as exc:
             log.warn("inbound message rejected: {code} {detail}", code=exc.error.error_code,
                      detail=exc.error.description, message_id=exc.error.ref_to_message_id)
-            return self._error_response(exc.error)
+            return self._error_response(exc.error, answering.suite)
 
     def _parse(self, content_type: str, body: bytes) -> tuple[etree._Element, as4.ParsedEnvelope, list[as4.MimePart]]:
         soap, mime_parts = as4.decode_message(content_type, body, max_parts=self.limits.max_parts)
@@ -207,7 +242,9 @@ class InboundPipeline:
     def _decrypt(self, envelope: etree._Element, parts: list[Part], security: SecurityConfig,
                  mid: str) -> list[Part]:
         try:
-            plain = decrypt_parts(envelope, parts, self.identity.encryption_key, _policy(security))
+            # Our decryption key of the PMode's suite (RSA for 1.15, X25519 or EC P-256 for 2.0).
+            key = self._keys(security.suite).encryption_key
+            plain = decrypt_parts(envelope, parts, key, _policy(security))
         except AlgorithmNotAllowed as exc:
             raise _fail("EBMS:0103", f"encryption algorithm refused: {exc}", mid) from None
         except SecurityError as exc:
@@ -229,7 +266,8 @@ class InboundPipeline:
                 security: SecurityConfig, mid: str) -> VerifyResult | None:
         """Verify the signature; None only for an unsigned message the PMode explicitly allows."""
         try:
-            verified = verify_message(envelope, parts, partner.signing_certs, _policy(security))
+            verified = verify_message(envelope, parts, partner.signing_certs, _policy(security),
+                                      trust=partner.signing_trust())
         except MissingSignature as exc:
             if security.allow_unsigned:
                 return None
@@ -238,6 +276,15 @@ class InboundPipeline:
                         "the SOAP Body and every attachment", mid) from None
         except (AlgorithmNotAllowed, IncompleteSignature) as exc:
             raise _fail("EBMS:0103", f"signature does not meet the security policy: {exc}", mid) from None
+        except SignerCertificateRejected as exc:
+            extra = partner.pki.explain() if partner.pki else ""
+            raise _fail("EBMS:0101", f"{exc}{extra}. Sign with a current, unrevoked certificate issued "
+                        f"under the trust anchors agreed with {self.identity.party_id}", mid) from None
+        except UntrustedSigner as exc:
+            raise _fail("EBMS:0101", f"{exc}. {self.identity.party_id} accepts signatures of {partner.id} "
+                        f"only by its {len(partner.signing_certs)} configured signing certificate(s); "
+                        "sign with one of them, or send the new certificate to our operator first "
+                        "(both are accepted during a rollover)", mid) from None
         except SecurityError as exc:
             raise _fail("EBMS:0101", f"signature check failed: {exc}", mid) from None
         _check_validity_period(verified, mid)
@@ -278,13 +325,33 @@ class InboundPipeline:
                              "same MessageId received again; previous receipt re-sent, not delivered again")
         return Response(200, stored.receipt.content_type, self.store.blob(stored.receipt.digest))
 
-    def _process(self, content_type: str, body: bytes) -> Response:
+    def _check_tls_client(self, partner: Partner, chain: tuple[x509.Certificate, ...] | None, mid: str) -> None:
+        """The TLS client certificate, already chained to our client_ca by the handshake,
+        checked like a signer once the sender is known: validity, key usage for TLS client
+        authentication, and revocation per the partner's CRLs."""
+        if not chain or partner.pki is None:
+            return
+        leaf, anchor = chain[0], chain[-1]
+        trust = partner.pki.tls_client_trust((anchor,))
+        try:
+            trust.validate(leaf, purpose="tls-client", extra_intermediates=chain[1:-1])
+        except UntrustedCertificate as exc:
+            raise _fail("EBMS:0101", f"the TLS client certificate is not accepted for {partner.id}: {exc}"
+                        f"{partner.pki.explain()}. Connect with a current, unrevoked TLS client "
+                        "certificate", mid) from None
+
+    def _process(self, content_type: str, body: bytes, answering: _Answering | None = None,
+                 tls_chain: tuple[x509.Certificate, ...] | None = None) -> Response:
+        answering = answering or _Answering()
         received_at = dt.datetime.now(dt.timezone.utc)
         envelope, parsed, mime_parts = self._parse(content_type, body)
         um = parsed.user_message
         assert um is not None
         mid = um.message_id
         partner = self._sender(um)
+        if partner.pmodes:
+            answering.suite = partner.pmodes[0].security.suite
+        self._check_tls_client(partner, tls_chain, mid)
         test = is_test_message(um)
         if test:
             pmode = None
@@ -296,6 +363,7 @@ class InboundPipeline:
             _check_service_value(um)
             pmode = match_pmode(partner, um)
             security = pmode.security
+        answering.suite = security.suite
         check_attachment_refs(um, {p.content_id for p in mime_parts})
         events = [StepEvent("receive", "ok", f"{len(body)} bytes from {partner.id}, {len(mime_parts)} attachment(s)"),
                   StepEvent("pmode", "ok", f"matched PMode {pmode.id}" if pmode else "ebMS test service")]
@@ -317,7 +385,7 @@ class InboundPipeline:
         payloads = resolve_payloads(um, {p.content_id: (p.mime_type, p.data) for p in parts}, signed_body,
                                     max_decompressed=self.limits.max_decompressed_bytes)
         if test:
-            receipt, receipt_bytes = self._receipt(mid, verified, messaging)
+            receipt, receipt_bytes = self._receipt(mid, verified, messaging, security.suite)
             log.info("answered ebMS test message {message_id} from {partner} (not delivered)",
                      message_id=mid, partner=partner.id)
             return Response(200, SOAP_CONTENT_TYPE, receipt_bytes)
@@ -330,17 +398,27 @@ class InboundPipeline:
         if payloads:
             events.append(StepEvent("decompress", "ok", ", ".join(f"{p.content_id}: {len(p.data)} bytes"
                                                                   for p in payloads)))
-        receipt, receipt_bytes = self._receipt(mid, verified, messaging)
         props = {p.name: p.value for p in um.message_properties}
         reference = props.get("nswReference")
+        try:
+            delivered, extra = self._document_stage(partner, pmode, mid, payloads, events)
+        except (InvalidDocument, MappingFailed, AeoListRejected) as exc:
+            self._record_rejected(mid, partner, pmode, um, reference, content_type, body, payloads, events, exc)
+            raise _fail("EBMS:0004", f"the {pmode.document_type} document was not accepted: {exc}", mid) from None
+        original = self._link_response(partner, um, events)
+        if original is not None:
+            extra["in_reply_to"] = {"message_id": original.message_id, "reference": original.nsw_reference,
+                                    "document_type": original.document_type}
+        receipt, receipt_bytes = self._receipt(mid, verified, messaging, security.suite)
         sender = um.from_party.party_ids[0]
         for index, payload in enumerate(payloads):
             path = self.connector.deliver(
                 partner_id=partner.id, sender_party=sender.value,
                 message_id=mid if index == 0 else f"{mid}#{index}", reference=reference,
                 document_type=pmode.document_type, received_at=as4.format_timestamp(received_at),
-                document=payload.data, mime_type=payload.mime_type, conversation_id=um.conversation_id,
-                ref_to_message_id=um.ref_to_message_id)
+                document=delivered if index == 0 else payload.data, mime_type=payload.mime_type,
+                conversation_id=um.conversation_id, ref_to_message_id=um.ref_to_message_id,
+                extra=extra if index == 0 else None)
             events.append(StepEvent("deliver", "ok", f"NSW inbox {path.name}"))
         nri = len(verified.references) if verified else 0
         events.append(StepEvent("receipt", "sent", f"signed receipt {receipt.message_id} with {nri} NRI references"))
@@ -355,5 +433,63 @@ class InboundPipeline:
         except DuplicateMessage:
             # A concurrent copy won the race; the inbox file is the same one (named by MessageId).
             return self._previous_answer(partner.id, mid, payloads) or Response(200, SOAP_CONTENT_TYPE, receipt_bytes)
+        if original is not None:
+            self.store.add_event(original.id, "response", "received",
+                                 f"business response {mid} ({pmode.document_type}) from {partner.id}")
         log.info("received {message_id} from {partner}", message_id=mid, partner=partner.id)
         return Response(200, SOAP_CONTENT_TYPE, receipt_bytes)
+
+    # -- documents -----------------------------------------------------------------
+    def _document_stage(self, partner: Partner, pmode: PMode, mid: str, payloads: list[ResolvedPayload],
+                        events: list[StepEvent]) -> tuple[bytes | None, dict]:
+        """Map the business document (the first payload) to canonical, validate it, check its
+        document-level signature, and apply AEO lists to the registry. Returns the canonical
+        document and the inbox metadata the NSW gets with it."""
+        if not payloads:
+            return None, {}
+        doc = accept_inbound(partner, pmode, pmode.document_type, payloads[0].data)
+        events.extend(doc.events)
+        extra: dict = {}
+        if doc.signature is not None:
+            extra = {"signature": doc.signature.status, "signature_signer": doc.signature.signer,
+                     "signature_detail": doc.signature.summary()}
+        if pmode.document_type == "aeo" and self.aeo is not None:
+            result = self.aeo.apply(parse_list(doc.data), message_id=mid)
+            events.append(StepEvent("aeo", "applied", result.summary()))
+            extra["aeo"] = result.summary()
+        return doc.data, extra
+
+    def _record_rejected(self, mid: str, partner: Partner, pmode: PMode, um: as4.UserMessage,
+                         reference: str | None, content_type: str, body: bytes,
+                         payloads: list[ResolvedPayload], events: list[StepEvent], exc: Exception) -> None:
+        """A verified message whose document fails: kept as evidence in state ``rejected``,
+        never delivered; the partner gets EBMS:0004 naming the problem."""
+        step = "map" if isinstance(exc, MappingFailed) else "aeo" if isinstance(exc, AeoListRejected) else "validate"
+        log.warn("inbound {message_id} from {partner}: document rejected: {error}", message_id=mid,
+                 partner=partner.id, error=str(exc))
+        try:
+            self.store.record_inbound(
+                message_id=mid, partner_id=partner.id, document_type=pmode.document_type, pmode_id=pmode.id,
+                nsw_reference=reference, conversation_id=um.conversation_id,
+                ref_to_message_id=um.ref_to_message_id, status=REJECTED, content_type=content_type,
+                raw=body, receipt=None, receipt_content_type=None, error=str(exc),
+                payloads=[PayloadData(p.content_id, p.mime_type, p.data) for p in payloads],
+                events=[*events, StepEvent(step, "rejected", str(exc)),
+                        StepEvent("error", "sent", "EBMS:0004 to the partner; not delivered to the NSW")])
+        except DuplicateMessage:
+            pass    # the same rejected message again: already on record
+
+    def _link_response(self, partner: Partner, um: as4.UserMessage, events: list[StepEvent]):
+        """A business response (RefToMessageId) is linked to the message of ours it answers."""
+        ref = um.ref_to_message_id
+        if not ref:
+            return None
+        original = next((m for m in self.store.find(message_id=ref)
+                         if m.direction == "out" and m.partner_id == partner.id), None)
+        if original is None:
+            events.append(StepEvent("link", "unknown", f"RefToMessageId {ref} is not a message this gateway "
+                                    f"sent to {partner.id}"))
+            return None
+        events.append(StepEvent("link", "ok", f"answers our message {ref} ({original.document_type}, "
+                                f"reference {original.nsw_reference})"))
+        return original

@@ -1,6 +1,8 @@
 """Polls the NSW outbox folder and feeds each document into the outbound pipeline."""
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.application.internet import TimerService
 from twisted.internet import threads
@@ -8,7 +10,7 @@ from twisted.logger import Logger
 
 from gateway import as4
 from gateway.connectors.folder import FolderConnector, OutboxError
-from gateway.outbound import OutboundPipeline, Submission, SubmissionRejected
+from gateway.outbound import DocumentRejected, OutboundPipeline, Submission, SubmissionRejected
 from gateway.store.store import DuplicateMessage
 
 log = Logger()
@@ -29,6 +31,11 @@ def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_d
             pass  # queued before a crash interrupted the archiving
         except (OutboxError, SubmissionRejected) as exc:
             log.warn("outbox document {name} rejected: {error}", name=name, error=str(exc))
+            if isinstance(exc, DocumentRejected):
+                # Recorded as a message: the NSW gets a report like for any other outcome.
+                connector.report(message_id=exc.message_id, reference=item.reference, partner_id=item.partner,
+                                 status="rejected", detail=str(exc),
+                                 time=as4.format_timestamp(dt.datetime.now(dt.timezone.utc)))
             connector.archive(name, error=str(exc))
             continue
         except (OSError, SQLAlchemyError) as exc:

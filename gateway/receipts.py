@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crypto import SecurityError, verify_message
+from crypto import SecurityError, SecurityPolicy, SignerCertificateRejected, suite, verify_message
 from gateway import as4
 from gateway.store.store import OutboundJob
 from partners.registry import Partner
@@ -22,6 +22,19 @@ class Verdict:
     outcome: str          # DELIVERED, RETRY or FAILED
     detail: str
     receipt_message_id: str | None = None
+
+
+def _verify(envelope, partner: Partner, job: OutboundJob) -> None:
+    """Check a signal's signature as strictly as an inbound message: the suite of the PMode
+    the message was sent under, the partner's configured signers, and (when the partner has
+    ``signing_trust``) path validation with its CRLs."""
+    pmode = next((p for p in partner.pmodes if p.id == job.pmode_id), None)
+    policy: SecurityPolicy = suite(pmode.security.suite if pmode else "edelivery-as4-1.15")
+    try:
+        verify_message(envelope, [], partner.signing_certs, policy, trust=partner.signing_trust())
+    except SignerCertificateRejected as exc:
+        extra = partner.pki.explain() if partner.pki else ""
+        raise SignerCertificateRejected(f"{exc}{extra}") from None
 
 
 # ebMS errors that say "try again later" rather than "this message is wrong".
@@ -48,7 +61,7 @@ def judge_response(job: OutboundJob, partner: Partner, status: int, content_type
         errors = "; ".join(f"{e.error_code} {e.short_description}: {e.description}"
                            for e in parsed.error_signal.errors)
         try:
-            verify_message(envelope, [], partner.signing_certs)
+            _verify(envelope, partner, job)
         except SecurityError as exc:
             return Verdict(RETRY, f"partner answered with an ebMS error whose signature does not verify "
                            f"({exc}), so it is not taken as final: {errors}")
@@ -62,7 +75,7 @@ def judge_response(job: OutboundJob, partner: Partner, status: int, content_type
     if parsed.receipt.ref_to_message_id != job.message_id:
         return Verdict(RETRY, f"receipt refers to {parsed.receipt.ref_to_message_id!r}, not to {job.message_id!r}")
     try:
-        verify_message(envelope, [], partner.signing_certs)
+        _verify(envelope, partner, job)
     except SecurityError as exc:
         return Verdict(RETRY, f"receipt signature is not valid: {exc}")
     got = as4.nri_digests(parsed.nri_references)

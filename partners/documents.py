@@ -20,6 +20,7 @@ Pure: bytes in, exception or None out. Schemas are compiled once per process.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -134,11 +135,34 @@ def is_known(name: str) -> bool:
     return name in DOCUMENT_TYPES
 
 
-@lru_cache(maxsize=None)
+# libxml2's schema compiler is not thread-safe (its first use sets up global type tables, and
+# concurrent compiles fail with "xmlSchemaPValAttrNodeValue, the given type is not a built-in
+# type"); the daemon validates in worker threads, so compiles are serialised here and the daemon
+# compiles everything once at start (compile_all_schemas).
+_COMPILE_LOCK = threading.Lock()
+
+
 def _schema(relative: str) -> etree.XMLSchema:
+    with _COMPILE_LOCK:
+        return _compiled_schema(relative)
+
+
+@lru_cache(maxsize=None)
+def _compiled_schema(relative: str) -> etree.XMLSchema:
     # Schema files are local and trusted; imports resolve relative to each file, never the network.
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     return etree.XMLSchema(etree.parse(str(SCHEMAS / relative), parser))
+
+
+def compile_all_schemas() -> None:
+    """Compile every canonical schema, and signxml's, in the calling thread (see _COMPILE_LOCK)."""
+    from signxml import XMLVerifier
+    from signxml.xades import XAdESVerifier
+    with _COMPILE_LOCK:
+        for doc_type in DOCUMENT_TYPES.values():
+            _compiled_schema(doc_type.schema)
+        XMLVerifier.schemas()
+        XAdESVerifier.schemas()
 
 
 def _parser() -> etree.XMLParser:

@@ -11,7 +11,11 @@ EBMS_NS = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/"
 DEFAULT_INITIATOR_ROLE = EBMS_NS + "initiator"
 DEFAULT_RESPONDER_ROLE = EBMS_NS + "responder"
 UNREGISTERED_PARTY_TYPE = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
-SECURITY_SUITES = ("edelivery-as4-1.15",)
+DOCUMENT_SIGNATURE_PROFILES = ("enveloped", "xades")
+#: Algorithm suites a PMode may name (``crypto.SUITES``): eDelivery AS4 1.15 (RSA) and the two
+#: eDelivery AS4 2.0 suites. "Signed but not AS4-encrypted" (TLS only, as EU ICS2 uses) is any
+#: suite with ``encrypt = false``: the suite then only fixes the signature algorithms.
+SECURITY_SUITES = ("edelivery-as4-1.15", "edelivery-as4-2.0-eddsa", "edelivery-as4-2.0-ecdsa")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class RetryPolicy:
 class SecurityConfig:
     suite: str = "edelivery-as4-1.15"
     sign: bool = True
+    #: False: signed but not AS4-encrypted; payloads are protected by TLS only (EU ICS2 style).
+    #: Outbound nothing is encrypted; inbound encrypted payloads are still decrypted.
     encrypt: bool = True
     #: Inbound only: accept user messages that carry no signature. Off by default because
     #: an unsigned message proves nothing about its sender (AS4 answers EBMS:0103); only for
@@ -54,3 +60,7 @@ class PMode:
     compress: bool
     security: SecurityConfig
     retry: RetryPolicy
+    #: Document-level signature profile for this document type (e-CO, e-permit): "enveloped"
+    #: XML-DSig or "xades" (XAdES-BES) when the partner's profile asks for it. Outbound it is
+    #: applied only when gateway.toml configures an issuing-authority key for the type.
+    document_signature: str = "enveloped"

@@ -5,17 +5,21 @@ and every problem is reported with its file and key.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from cryptography import x509
 
+from crypto import (AlgorithmNotAllowed, CrlLoadError, TrustConfig, check_recipient_certificate,
+                    check_signer_certificate, load_crl, suite)
 from crypto.keys import KeyFileError, load_certificate, load_certificates
 from partners.configfile import Problems, Section, load_or_collect
 from partners.mapping.engine import PartnerMappings, collect_mappings
-from partners.pmode import (DEFAULT_INITIATOR_ROLE, DEFAULT_RESPONDER_ROLE, SECURITY_SUITES,
+from partners.pmode import (DEFAULT_INITIATOR_ROLE, DEFAULT_RESPONDER_ROLE, DOCUMENT_SIGNATURE_PROFILES,
+                            SECURITY_SUITES,
                             UNREGISTERED_PARTY_TYPE, PMode, RetryPolicy, SecurityConfig)
+from partners.trust import PartnerPki
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,17 @@ class Partner:
     # Per-partner document mappings (mappings/*.xsl + code lists), compiled at load so a broken
     # stylesheet is a config problem at (re)load, not a failure per message. Identity if absent.
     mappings: "PartnerMappings | None" = None
+    # Certificates of the authorities that issue this partner's e-certificates (e-CO, e-permits):
+    # the document-level signature of an inbound document is verified against these only.
+    issuing_authorities: tuple[x509.Certificate, ...] = ()
+    # Trust anchors and CRLs for this partner's certificates (``signing_trust``, ``crls``).
+    # Holds a live CRL cache, hence not part of equality.
+    pki: PartnerPki | None = field(default=None, compare=False)
+
+    def signing_trust(self) -> TrustConfig | None:
+        """Path validation for this partner's signers, or None when no anchors are configured
+        (then a signer only has to be one of ``signing_certs`` and within its validity)."""
+        return self.pki.signing_trust() if self.pki is not None else None
 
     def pmode_for_document(self, document_type: str) -> PMode | None:
         return next((p for p in self.pmodes if p.document_type == document_type), None)
@@ -77,6 +92,57 @@ def _load_certs(section: Section, key: str, *, required: bool) -> list[x509.Cert
     return certs
 
 
+def _load_pki(sec: Section) -> PartnerPki | None:
+    """``signing_trust`` (anchor certificates) and ``crls`` (CRL files or http(s) URLs)."""
+    anchors = _load_certs(sec, "signing_trust", required=False)
+    sources = sec.str_list("crls", [])
+    if "signing_trust" in sec.data and not anchors:
+        sec.error("signing_trust", "lists no certificate; name the CA certificate(s) that issue this "
+                  "partner's signing certificates, or remove the key")
+    crls, urls = [], []
+    for value in sources or []:
+        if value.startswith(("http://", "https://")):
+            if not urlparse(value).hostname:
+                sec.error("crls", f"{value!r} is not a usable URL")
+            urls.append(value)
+            continue
+        try:
+            crls.append(load_crl((sec.file.parent / value).resolve()))
+        except CrlLoadError as exc:
+            sec.error("crls", f"{exc} (a PEM or DER CRL file, or an http(s):// URL)")
+    if (crls or urls) and not anchors:
+        sec.error("crls", "CRLs are checked on a validated certificate chain: also set signing_trust = "
+                  "[the CA certificate(s) that issue this partner's signing certificates]")
+    if not anchors:
+        return None
+    return PartnerPki(tuple(anchors), tuple(crls), tuple(urls))
+
+
+def _check_suite_fits(root: Section, i: int, pmode: PMode, signing: list[x509.Certificate],
+                      encryption: x509.Certificate | None) -> None:
+    """The partner's certificates must suit the PMode's algorithm suite; caught here rather
+    than as failed messages (e.g. an RSA encryption certificate for an X25519 suite)."""
+    policy = suite(pmode.security.suite)
+    problems = []
+    for cert in signing:
+        try:
+            check_signer_certificate(policy, cert)
+            break
+        except AlgorithmNotAllowed as exc:
+            problems.append(str(exc))
+    else:
+        if signing:
+            root.error(f"pmode[{i}].security.suite", f"{problems[0]}: none of [partner].signing_certs fits "
+                       f"suite {pmode.security.suite!r}; configure the partner's certificate for this suite "
+                       "or choose the suite the partner uses")
+    if pmode.security.encrypt and encryption is not None:
+        try:
+            check_recipient_certificate(policy, encryption)
+        except AlgorithmNotAllowed as exc:
+            root.error(f"pmode[{i}].security.suite", f"{exc}: [partner].encryption_cert does not fit suite "
+                       f"{pmode.security.suite!r} (one encryption certificate serves all PModes of a partner)")
+
+
 def _load_pmode(section: Section, partner_id: str) -> PMode | None:
     doc_type = section.str("document_type")
     sec = section.table("security", required=False)
@@ -112,6 +178,8 @@ def _load_pmode(section: Section, partner_id: str) -> PMode | None:
         compress=section.bool("compress", True),
         security=security,
         retry=retry_policy,
+        document_signature=section.choice("document_signature", DOCUMENT_SIGNATURE_PROFILES, "enveloped")
+        or "enveloped",
     )
     section.reject_unknown()
     return pmode
@@ -141,6 +209,8 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
         except KeyFileError as exc:
             sec.error("encryption_cert", str(exc))
     tls_trust = _load_certs(sec, "tls_trust", required=False)
+    authorities = _load_certs(sec, "issuing_authorities", required=False)
+    pki = _load_pki(sec)
     partner_id = sec.str("id", folder.name)
     if partner_id is not None and partner_id != folder.name:
         sec.error("id", f"must equal the folder name {folder.name!r}, got {partner_id!r}")
@@ -160,6 +230,8 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
         if pmode and pmode.security.encrypt and encryption is None and enc_path is None:
             root.error(f"pmode[{i}].security.encrypt",
                        "encryption requires [partner].encryption_cert (the partner's encryption certificate)")
+        if pmode:
+            _check_suite_fits(root, i, pmode, signing, encryption)
     root.reject_unknown()
     mapping_problems, mappings = collect_mappings(folder, folder.name)
     for problem in mapping_problems:
@@ -168,7 +240,8 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
         return None
     return Partner(id=folder.name, party_id=party_id, party_id_type=party_id_type, endpoint=endpoint,
                    signing_certs=tuple(signing), encryption_cert=encryption, tls_trust=tuple(tls_trust),
-                   pmodes=tuple(pmodes), folder=folder, mappings=mappings)
+                   pmodes=tuple(pmodes), folder=folder, mappings=mappings,
+                   issuing_authorities=tuple(authorities), pki=pki)
 
 
 def load_partners(partners_dir: str | Path) -> PartnerRegistry:

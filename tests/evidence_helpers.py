@@ -21,7 +21,7 @@ class Pair:
         self.gw_a.store.close()
         self.gw_b.store.close()
 
-    def exchange(self, document: bytes = b"<doc>evidence</doc>", document_type: str = "ephyto",
+    def exchange(self, document: bytes = b"<doc>evidence</doc>", document_type: str = "test-cert",
                  reference: str = "REF-1") -> str:
         """a submits, b's inbound pipeline answers, a verifies and records the receipt."""
         mid = self.gw_a.outbound.submit(Submission(partner_id="bb-nsw", document_type=document_type,

@@ -44,18 +44,38 @@ class Node:
         return load_gateway_config(self.config_path)
 
 
+# Two canonical document types (validated against their schemas at both ends) and two that are
+# not canonical families ("test-cert", "test-manifest": carried as-is, like any document type
+# without a schema), so transport tests can send small made-up documents.
 PMODES = """
 [[pmode]]
 id = "{a}-{b}-ephyto"
 document_type = "ephyto"
+agreement = "urn:test:agreement"
+service = "urn:test:service:ephyto"
+action = "DeliverPhytoCertificate"
+retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = {max_interval}, max_age = 600.0 }}
+
+[[pmode]]
+id = "{a}-{b}-manifest"
+document_type = "manifest"
+agreement = "urn:test:agreement"
+service = "urn:test:service:ens"
+action = "SubmitEntrySummary"
+compress = false
+retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = {max_interval}, max_age = 600.0 }}
+
+[[pmode]]
+id = "{a}-{b}-cert"
+document_type = "test-cert"
 agreement = "urn:test:agreement"
 service = "urn:test:service:sps"
 action = "DeliverCertificate"
 retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier = 1.5, max_interval = {max_interval}, max_age = 600.0 }}
 
 [[pmode]]
-id = "{a}-{b}-manifest"
-document_type = "manifest"
+id = "{a}-{b}-cargo"
+document_type = "test-manifest"
 agreement = "urn:test:agreement"
 service = "urn:test:service:manifest"
 action = "SubmitManifest"
@@ -107,6 +127,56 @@ encryption_cert = "{pki / peer / 'enc.crt'}"
 tls_trust = ["{ca}"]
 """ + PMODES.format(a=a, b=b, attempts=attempts, interval=interval, max_interval=max_interval))
     return Node(me, me.upper(), home, my_port)
+
+
+# eDelivery AS4 2.0 suites: the [security.<family>] table of gateway.toml and devpki's key type.
+SUITE_KEYS = {"edelivery-as4-2.0-eddsa": ("eddsa", "ed25519"), "edelivery-as4-2.0-ecdsa": ("ecdsa", "ec-p256")}
+
+
+def add_suite_keys(node: Node, pki: Path, suite: str) -> None:
+    """Give ``node`` its own key pairs for a 2.0 ``suite`` ([security.eddsa] / [security.ecdsa])."""
+    if suite not in SUITE_KEYS:
+        return
+    family, key_type = SUITE_KEYS[suite]
+    text = node.config_path.read_text()
+    if f"[security.{family}]" in text:
+        return
+    files = ensure_party(pki, node.name, key_type=key_type)
+    node.config_path.write_text(text + f"""
+[security.{family}]
+signing_key = "{files.key('sign', key_type)}"
+signing_cert = "{files.cert('sign', key_type)}"
+encryption_key = "{files.key('enc', key_type)}"
+encryption_cert = "{files.cert('enc', key_type)}"
+""")
+
+
+def add_partner(node: Node, pki: Path, peer: str, peer_port: int, *, suite: str = "edelivery-as4-1.15",
+                encrypt: bool = True, partner_extra: str = "", scheme: str = "https", attempts: int = 5,
+                interval: float = 0.3, max_interval: float = 2.0) -> Path:
+    """(Re)write ``node``'s partner folder for ``peer`` with every PMode on ``suite`` (and
+    ``encrypt``), the peer's certificates of that suite, and ``partner_extra`` lines added to
+    ``[partner]`` (e.g. signing_trust, crls). The node gets its own keys for the suite."""
+    add_suite_keys(node, pki, suite)
+    key_type = SUITE_KEYS.get(suite, (None, "rsa"))[1]
+    files = ensure_party(pki, peer, key_type=key_type)
+    folder = node.home / "partners" / peer
+    folder.mkdir(parents=True, exist_ok=True)
+    a, b = sorted((node.name, peer))
+    pmodes = PMODES.format(a=a, b=b, attempts=attempts, interval=interval, max_interval=max_interval)
+    security = f'security = {{ suite = "{suite}", sign = true, encrypt = {str(encrypt).lower()} }}\n'
+    pmodes = pmodes.replace("\nretry = ", "\n" + security + "retry = ")
+    path = folder / "partner.toml"
+    path.write_text(f"""
+[partner]
+party_id = "{peer.upper()}"
+endpoint = "{scheme}://127.0.0.1:{peer_port}/as4"
+signing_certs = ["{files.cert('sign', key_type)}"]
+encryption_cert = "{files.cert('enc', key_type)}"
+tls_trust = ["{pki / 'ca' / 'ca.crt'}"]
+{partner_extra}
+""" + pmodes)
+    return path
 
 
 def write_pair(tmp: Path, pki: Path, **kwargs) -> tuple[Node, Node]:

@@ -93,9 +93,11 @@ def test_pki_init_creates_party_keys_with_mode_600(tmp_path):
     result = swgw("pki", "init", "--dir", str(target), "--party", "zz-nsw", check=False)
     assert result.returncode == 0, result.stderr
     party = target / "zz-nsw"
+    # RSA (1.15) pairs plus the eDelivery AS4 2.0 pairs (Ed25519/X25519 and EC P-256)
+    stems = ("tls", "sign", "enc", "sign-ed25519", "enc-x25519", "sign-ec-p256", "enc-ec-p256")
     assert sorted(p.name for p in party.iterdir()) == sorted(
-        f"{kind}.{ext}" for kind in ("tls", "sign", "enc") for ext in ("crt", "key"))
-    for kind in ("tls", "sign", "enc"):
+        f"{kind}.{ext}" for kind in stems for ext in ("crt", "key"))
+    for kind in stems:
         assert stat.S_IMODE((party / f"{kind}.key").stat().st_mode) == 0o600, kind
         assert (party / f"{kind}.crt").read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
     assert stat.S_IMODE((target / "ca" / "ca.key").stat().st_mode) == 0o600

@@ -57,7 +57,7 @@ def test_valid_pair_loads(pair, pki):
     assert partner.party_id == "BB-NSW"
     assert partner.endpoint == f"https://127.0.0.1:{b.port}/as4"
     assert len(partner.signing_certs) == 1 and partner.encryption_cert is not None
-    assert {p.document_type for p in partner.pmodes} == {"ephyto", "manifest"}
+    assert {p.document_type for p in partner.pmodes} == {"ephyto", "manifest", "test-cert", "test-manifest"}
     assert registry.by_party_id("BB-NSW", partner.party_id_type) is partner
     assert partner.pmode_for_document("manifest").compress is False
 
@@ -182,9 +182,9 @@ def test_encrypt_without_encryption_cert(pair, pki):
     a, _ = pair
     file = partner_toml(a)
     text = re.sub(r"(?m)^encryption_cert = .*\n", "", file.read_text())
-    # pmode[0] asks for encryption explicitly; pmode[1] gets it by default; a third opts out.
-    text = text.replace('action = "DeliverCertificate"',
-                        'action = "DeliverCertificate"\nsecurity = { encrypt = true }')
+    # pmode[0] asks for encryption explicitly; pmode[1..3] get it by default; a fifth opts out.
+    text = text.replace('action = "DeliverPhytoCertificate"',
+                        'action = "DeliverPhytoCertificate"\nsecurity = { encrypt = true }')
     text += ('\n[[pmode]]\ndocument_type = "aeo"\nservice = "urn:test:service:aeo"\naction = "Share"\n'
              'security = { encrypt = false }\n')
     file.write_text(text)
@@ -192,13 +192,15 @@ def test_encrypt_without_encryption_cert(pair, pki):
         load_partners(a.home / "partners")
     problems = problems_of(excinfo)
     assert "encryption_cert" in only(problems, "[pmode[0].security.encrypt]")
-    assert "encryption_cert" in only(problems, "[pmode[1].security.encrypt]")
-    assert not [p for p in problems if "pmode[2]" in p]
-    assert len(problems) == 2, problems
+    for i in (1, 2, 3):
+        assert "encryption_cert" in only(problems, f"[pmode[{i}].security.encrypt]")
+    assert not [p for p in problems if "pmode[4]" in p]
+    assert len(problems) == 4, problems
 
     # Without any encrypting PMode, no encryption certificate is needed.
     file.write_text(text.replace("security = { encrypt = true }", "security = { encrypt = false }")
-                    .replace('compress = false', 'compress = false\nsecurity = { encrypt = false }'))
+                    .replace('compress = false', 'compress = false\nsecurity = { encrypt = false }')
+                    .replace('action = "DeliverCertificate"', 'action = "DeliverCertificate"\nsecurity = { encrypt = false }'))
     partner = load_partners(a.home / "partners").get("bb-nsw")
     assert partner.encryption_cert is None
     assert not any(p.security.encrypt for p in partner.pmodes)
@@ -207,8 +209,8 @@ def test_encrypt_without_encryption_cert(pair, pki):
 def test_unsigned_pmode_is_refused(pair):
     a, _ = pair
     file = partner_toml(a)
-    file.write_text(file.read_text().replace('action = "SubmitManifest"',
-                                             'action = "SubmitManifest"\nsecurity = { sign = false }'))
+    file.write_text(file.read_text().replace('action = "SubmitEntrySummary"',
+                                             'action = "SubmitEntrySummary"\nsecurity = { sign = false }'))
     with pytest.raises(ConfigError) as excinfo:
         load_partners(a.home / "partners")
     assert "sign = true" in only(problems_of(excinfo), "[pmode[1].security.sign]")

@@ -70,7 +70,7 @@ def test_rejected_outbox_document_is_explained(pair):
     a, _b = pair
     ca = a.config()
     drop_document(ca.folder.outbox, "bad.xml", b"<not-closed>", partner="bb-nsw", document_type="ephyto")
-    drop_document(ca.folder.outbox, "nobody.xml", b"<a/>", partner="zz-nsw", document_type="ephyto")
+    drop_document(ca.folder.outbox, "nobody.xml", b"<a/>", partner="zz-nsw", document_type="test-cert")
     wait_for(lambda: (ca.folder.outbox / "rejected" / "nobody.xml.error.txt").exists()
              and (ca.folder.outbox / "rejected" / "bad.xml.error.txt").exists(), what="rejections")
     assert "well-formed" in (ca.folder.outbox / "rejected" / "bad.xml.error.txt").read_text()
@@ -83,7 +83,7 @@ def test_partner_down_then_up_message_waits_and_flows(tmp_path, pki):
     try:
         ca = a.config()
         drop_document(ca.folder.outbox, "later.xml", b"<doc>later</doc>", partner="bb-nsw",
-                      document_type="ephyto", reference="LATER")
+                      document_type="test-cert", reference="LATER")
         wait_for(lambda: any(e["step"] == "retry" for e in json.loads(
             swgw("trace", "-c", str(a.config_path), "--ref", "LATER", "--json", check=False).stdout or "{}"
         ).get("events", [])), what="a retry to be scheduled")
@@ -102,7 +102,7 @@ def test_plain_http_behind_a_proxy_is_allowed_and_loudly_logged(tmp_path, pki):
     daemons = [Daemon(a).start(), Daemon(b).start()]
     try:
         ca = a.config()
-        drop_document(ca.folder.outbox, "p.xml", b"<doc>plain</doc>", partner="bb-nsw", document_type="ephyto",
+        drop_document(ca.folder.outbox, "p.xml", b"<doc>plain</doc>", partner="bb-nsw", document_type="test-cert",
                       reference="PLAIN")
         report = wait_for(lambda: report_for(ca.folder.reports, "PLAIN"), what="delivery over plain HTTP")
         assert report["status"] == "delivered"

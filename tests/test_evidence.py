@@ -169,7 +169,7 @@ def test_concurrent_writers_keep_the_sequence_gap_free(tmp_path):
 def test_purge_removes_old_bytes_and_keeps_the_chain_verifiable(pair, capsys):
     old = pair.exchange(reference="OLD")
     queued = pair.gw_a.outbound.submit(Submission(
-        partner_id="bb-nsw", document_type="ephyto", document=b"<doc>waiting</doc>", nsw_reference="Q"))
+        partner_id="bb-nsw", document_type="test-cert", document=b"<doc>waiting</doc>", nsw_reference="Q"))
     (msg,) = pair.gw_a.store.find(old)
     with sqlite3.connect(db_path(pair.a)) as conn:   # make it 40 days old
         conn.execute("UPDATE messages SET created_at = ? WHERE message_id = ?",

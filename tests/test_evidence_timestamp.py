@@ -30,7 +30,8 @@ def tsa(tmp_path_factory):
 @pytest.fixture
 def pair(tmp_path, pki, tsa):
     p = make_pair(tmp_path, pki)
-    (p.a.home / "evidence.toml").write_text(f'[evidence]\ntsa_url = "{tsa.url}"\ntsa_certs = ["{tsa.ca_cert}"]\n')
+    with p.a.config_path.open("a") as fh:
+        fh.write(f'\n[evidence]\ntsa_url = "{tsa.url}"\ntsa_certs = ["{tsa.ca_cert}"]\n')
     yield p
     p.close()
 

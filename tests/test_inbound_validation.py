@@ -144,7 +144,7 @@ def test_unsigned_message_accepted_only_when_the_pmode_allows_it(tmp_path, pki):
         'action = "DeliverCertificate"\nsecurity = { allow_unsigned = true, encrypt = false }\n'))
     gw_a, gw_b = Gateway(a.config()), Gateway(b.config())
     try:
-        assert gw_b.registry().get("aa-nsw").pmodes[0].security.allow_unsigned
+        assert gw_b.registry().get("aa-nsw").pmode_for_document("test-cert").security.allow_unsigned
         ctx = Ctx(sender=gw_a, pki=pki)
         wire = ctx.craft(sign=False, encrypt=False)
         parsed = parsed_answer(gw_b.inbound.process(wire.content_type, wire.body))

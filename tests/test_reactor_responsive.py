@@ -38,10 +38,10 @@ def test_daemon_answers_health_while_processing_a_large_message(tmp_path, pki):
     windows = []                      # (start, end) of each inbound pipeline run on b
     real_process = gw_b.inbound.process
 
-    def timed_process(content_type, body):
+    def timed_process(content_type, body, **kwargs):     # kwargs: the listener's tls_chain
         start = time.monotonic()
         try:
-            return real_process(content_type, body)
+            return real_process(content_type, body, **kwargs)
         finally:
             windows.append((start, time.monotonic()))
 
@@ -69,7 +69,7 @@ def test_daemon_answers_health_while_processing_a_large_message(tmp_path, pki):
     lag_loop.start(0.02)
     try:
         message_id = yield threads.deferToThread(
-            gw_a.outbound.submit, Submission("bb-nsw", "manifest", document, nsw_reference="BIG"))
+            gw_a.outbound.submit, Submission("bb-nsw", "test-manifest", document, nsw_reference="BIG"))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             sent = time.monotonic()

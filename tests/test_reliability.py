@@ -35,7 +35,7 @@ def test_crash_test_200_messages_sigkill_both_sides(tmp_path, pki):
     try:
         for i in range(n):
             drop_document(ca.folder.outbox, f"doc-{i:03}.xml", f"<manifest n='{i}'/>".encode(),
-                          partner="bb-nsw", document_type="manifest", reference=f"R{i:03}")
+                          partner="bb-nsw", document_type="test-manifest", reference=f"R{i:03}")
         rng = random.Random(20261123)
         store = _store(a)
         in_flight_at_kill = []
@@ -106,7 +106,7 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
     ca = a.config()
     try:
         drop_document(ca.folder.outbox, "x.xml", b"<doc>retry me</doc>", partner="bb-nsw",
-                      document_type="ephyto", reference="FLAKY")
+                      document_type="test-cert", reference="FLAKY")
         report = wait_for(lambda: report_for(ca.folder.reports, "FLAKY"), timeout=30, what="failure report")
         assert report["status"] == "failed"
         assert "gave up after 4 attempt(s)" in report["detail"]
@@ -135,7 +135,7 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
             # cancel: a message cancelled while it waits is never sent
             db.stop()
             drop_document(ca.folder.outbox, "y.xml", b"<doc>cancel me</doc>", partner="bb-nsw",
-                          document_type="ephyto", reference="CANCEL")
+                          document_type="test-cert", reference="CANCEL")
             wait_for(lambda: any(e["step"] == "retry" for e in _trace(a, "CANCEL").get("events", [])),
                      what="a retry of the message to cancel")
             mid = _trace(a, "CANCEL")["message_id"]
@@ -204,7 +204,7 @@ def test_late_receipt_after_timeout_still_delivers_once(tmp_path, pki):
     da, db = Daemon(a).start(), Daemon(b).start()
     try:
         drop_document(a.config().folder.outbox, "z.xml", b"<doc>slow</doc>", partner="bb-nsw",
-                      document_type="ephyto", reference="SLOW")
+                      document_type="test-cert", reference="SLOW")
         wait_for(lambda: _trace(a, "SLOW").get("status") == "delivered", timeout=30, what="delivery")
         trace = _trace(a, "SLOW")
         sends = [e for e in trace["events"] if e["step"] == "send"]
@@ -250,7 +250,7 @@ def test_full_disk_then_read_only_store_recover_without_loss(tmp_path, pki):
         try:
             docs = {f"FULL{i}": b"<doc>" + os.urandom(150_000).hex().encode() + b"</doc>" for i in range(6)}
             for ref, doc in docs.items():
-                drop_document(ca.folder.outbox, f"{ref}.xml", doc, partner="bb-nsw", document_type="manifest",
+                drop_document(ca.folder.outbox, f"{ref}.xml", doc, partner="bb-nsw", document_type="test-manifest",
                               reference=ref)
             wait_for(lambda: "No space left on device" in db.log.read_text()
                      or "database or disk is full" in db.log.read_text(), timeout=30, what="disk full on b")
@@ -273,7 +273,7 @@ def test_full_disk_then_read_only_store_recover_without_loss(tmp_path, pki):
             try:
                 _remount(a_state, "bind,ro")
                 drop_document(ca.folder.outbox, "RO.xml", b"<doc>read-only</doc>", partner="bb-nsw",
-                              document_type="manifest", reference="RO")
+                              document_type="test-manifest", reference="RO")
                 wait_for(lambda: "cannot queue outbox document RO.xml: the store is not writable"
                          in da.log.read_text(), timeout=10, what="a clear error about the read-only store")
                 assert report_for(ca.folder.reports, "RO") is None
@@ -299,7 +299,7 @@ def test_sigterm_lets_in_flight_sends_finish_or_stay_retryable(tmp_path, pki):
     try:
         for i in range(40):
             drop_document(ca.folder.outbox, f"t{i}.xml", f"<doc n='{i}'/>".encode(), partner="bb-nsw",
-                          document_type="manifest", reference=f"T{i:02}")
+                          document_type="test-manifest", reference=f"T{i:02}")
         store = _store(a)
         wait_for(lambda: len(store.list_messages(status="delivered")) >= 5, what="some deliveries")
         assert da.stop() == 0                     # graceful: exits cleanly mid-stream
@@ -320,7 +320,7 @@ def test_concurrent_copies_and_repeats_are_delivered_once(tmp_path, pki):
     from gateway.outbound import Submission
     a, b = write_pair(tmp_path, pki)
     gw_a, gw_b = Gateway(a.config()), Gateway(b.config())
-    mid = gw_a.outbound.submit(Submission("bb-nsw", "ephyto", b"<doc>once</doc>", nsw_reference="ONCE"))
+    mid = gw_a.outbound.submit(Submission("bb-nsw", "test-cert", b"<doc>once</doc>", nsw_reference="ONCE"))
     row = gw_a.store.find(mid)[0]
     raw = gw_a.store.blob(row.raw_digest)
     with ThreadPoolExecutor(8) as pool:

@@ -22,6 +22,7 @@ import uuid
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from gateway.config import FolderConnectorConfig
 
@@ -139,8 +140,12 @@ class FolderConnector:
 
     def deliver(self, *, partner_id: str, sender_party: str, message_id: str, reference: str | None,
                 document_type: str | None, received_at: str, document: bytes, mime_type: str,
-                conversation_id: str | None, ref_to_message_id: str | None) -> Path:
-        """Write one inbound document and then its metadata (the NSW's commit marker)."""
+                conversation_id: str | None, ref_to_message_id: str | None,
+                extra: Mapping[str, Any] | None = None) -> Path:
+        """Write one inbound document and then its metadata (the NSW's commit marker).
+
+        ``extra`` adds what the document stage found out (document signature verdict, the
+        message a business response answers, AEO registry update) to the metadata."""
         name = self.inbox_name(partner_id, message_id)
         ext = ".xml" if "xml" in mime_type else ".bin"
         doc_path = self.config.inbox / (name + ext)
@@ -148,7 +153,7 @@ class FolderConnector:
         meta = {"partner": partner_id, "sender": sender_party, "message_id": message_id,
                 "reference": reference, "document_type": document_type, "received_at": received_at,
                 "mime_type": mime_type, "conversation_id": conversation_id,
-                "ref_to_message_id": ref_to_message_id, "document": doc_path.name}
+                "ref_to_message_id": ref_to_message_id, "document": doc_path.name, **(extra or {})}
         atomic_write(self.config.inbox / (doc_path.name + META_SUFFIX),
                      json.dumps(meta, indent=2).encode("utf-8"))
         return doc_path

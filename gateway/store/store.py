@@ -162,6 +162,28 @@ class MessageStore:
             witness_outbound(s, msg)
             return msg.id
 
+    def record_rejected_outbound(self, *, message_id: str, partner_id: str, document_type: str,
+                                 pmode_id: str | None, nsw_reference: str | None, error: str,
+                                 document: PayloadData, events: Sequence[StepEvent]) -> int:
+        """Record a submission the gateway refused to send (e.g. its mapping failed), as
+        ``rejected``: the NSW can read why by MessageId or reference, and nothing is ever sent.
+        The NSW's document is kept as the payload, so the operator can reproduce the failure."""
+        now = utcnow()
+        try:
+            with self.sessions.begin() as s:
+                msg = Message(message_id=message_id, direction=OUT, partner_id=partner_id,
+                              document_type=document_type, pmode_id=pmode_id, nsw_reference=nsw_reference,
+                              conversation_id=None, ref_to_message_id=None, status=REJECTED,
+                              created_at=now, updated_at=now, attempts=0, next_attempt_at=None,
+                              retry_base=0, last_error=error)
+                s.add(msg)
+                s.flush()
+                self._store_payloads(s, msg.id, [document])
+                self._events(s, msg.id, events)
+                return msg.id
+        except IntegrityError:
+            raise DuplicateMessage(message_id) from None
+
     def recover_interrupted(self) -> int:
         """Messages left ``sending`` by a crash go back to the queue (sending is at-least-once)."""
         now = utcnow()

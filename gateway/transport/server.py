@@ -6,8 +6,9 @@ answering while a large message is processed.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
+from cryptography import x509
 from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import resource, server
@@ -85,10 +86,24 @@ class HealthResource(resource.Resource):
         return b"ok\n"
 
 
+def peer_chain(request) -> Optional[tuple[x509.Certificate, ...]]:
+    """The TLS client's certificate chain as OpenSSL verified it at the handshake (leaf
+    first, ending at our ``client_ca``), or None on a plain-HTTP listener. Read on the
+    reactor thread, while the connection is certainly open."""
+    transport = getattr(request.channel, "transport", None)
+    get_handle = getattr(transport, "getHandle", None)
+    handle = get_handle() if get_handle else None
+    verified = getattr(handle, "get_verified_chain", None)
+    chain = verified() if verified else None
+    if not chain:
+        return None
+    return tuple(c.to_cryptography() for c in chain)
+
+
 class AS4Resource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, process: Callable[[str, bytes], Response]):
+    def __init__(self, process: Callable[..., Response]):
         super().__init__()
         self.process = process
 
@@ -100,10 +115,14 @@ class AS4Resource(resource.Resource):
     def render_POST(self, request):
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         content = request.content   # complete by now; Twisted spools large bodies to a temp file
+        chain = peer_chain(request)
 
         def read_and_process() -> Response:
             content.seek(0)
-            return self.process(content_type, content.read())
+            if chain is None:
+                return self.process(content_type, content.read())
+            # The partner's CRLs are only known once the message names its sender.
+            return self.process(content_type, content.read(), tls_chain=chain)
 
         d = threads.deferToThread(read_and_process)
 
@@ -127,7 +146,7 @@ class AS4Resource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def make_site(process: Callable[[str, bytes], Response], max_bytes: int) -> server.Site:
+def make_site(process: Callable[..., Response], max_bytes: int) -> server.Site:
     root = resource.Resource()
     root.putChild(b"as4", AS4Resource(process))
     root.putChild(b"health", HealthResource())

@@ -155,7 +155,7 @@ class Ctx:
     def submit(self, reference: str = "CORPUS", document: bytes = DOCUMENT) -> Wire:
         """A valid message from the real outbound pipeline: the exact bytes it would POST."""
         gw = self.sender
-        mid = gw.outbound.submit(Submission(partner_id="bb-nsw", document_type="ephyto", document=document,
+        mid = gw.outbound.submit(Submission(partner_id="bb-nsw", document_type="test-cert", document=document,
                                            nsw_reference=reference))
         (row,) = gw.store.find(mid)
         return Wire(row.content_type, gw.store.blob(row.raw_digest), message_id=mid)
