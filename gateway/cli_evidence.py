@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from cryptography import x509
 
 EXIT_OK, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
 
@@ -23,10 +22,12 @@ def _open(args):
     return config, config.evidence, MessageStore(config.database_url, config.blob_dir)
 
 
-def _trust(paths) -> list[x509.Certificate] | None:
-    if not paths:
-        return None
-    return [c for p in paths for c in x509.load_pem_x509_certificates(Path(p).read_bytes())]
+def _decryption_keys(config) -> list[tuple[object, object]]:
+    """Our decryption key for every suite we hold keys for, with that suite's policy, so an
+    export can reproduce the attachments of a message received under any of them."""
+    from crypto import suite
+    from gateway.identity import LocalIdentity
+    return [(keys.encryption_key, suite(keys.suite)) for keys in LocalIdentity.from_config(config).suites.values()]
 
 
 def _fail(command: str, exc: Exception) -> int:
@@ -38,7 +39,7 @@ def cmd_verify(args) -> int:
     from gateway.evidence.verify import verify_evidence
     _config, settings, store = _open(args)
     try:
-        report = verify_evidence(store, _trust(settings.tsa_certs))
+        report = verify_evidence(store, settings.tsa_trust())
     finally:
         store.close()
     if report.ok:
@@ -66,7 +67,7 @@ def cmd_export(args) -> int:
     try:
         result = export_bundle(store, args.message_id, Path(args.output), partner=args.partner,
                                direction=args.direction, ca_certs=ca, tsa_certs=settings.tsa_certs,
-                               decrypt_key=config.encryption.load()[0] if config.encryption else None,
+                               decrypt_keys=_decryption_keys(config),
                                exporter=f"swgw ({config.party_id})")
     except EvidenceError as exc:
         return _fail("export", exc)
@@ -86,7 +87,7 @@ def cmd_timestamp(args) -> int:
         return _fail("timestamp", "no TSA: give --tsa URL or set tsa_url in [evidence]")
     timeout = args.timeout if args.timeout is not None else settings.tsa_timeout
     try:
-        done = timestamp_head(store, url, _trust(settings.tsa_certs), timeout=timeout)
+        done = timestamp_head(store, url, settings.tsa_trust(), timeout=timeout)
     except EvidenceError as exc:
         return _fail("timestamp", exc)
     finally:

@@ -95,8 +95,8 @@ def cmd_partners_reload(args) -> int:
     try:
         registry = load_partners(config.partners_dir)
     except ConfigError as exc:
-        print(f"swgw partners reload: not reloaded, the daemon keeps its current partners; fix these first:\n"
-              f"  - " + "\n  - ".join(exc.problems), file=sys.stderr)
+        print("swgw partners reload: not reloaded, the daemon keeps its current partners; fix these first:\n"
+              "  - " + "\n  - ".join(exc.problems), file=sys.stderr)
         return 1
     try:
         status = request_reload(config.state_dir, timeout=args.timeout)

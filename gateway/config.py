@@ -122,6 +122,13 @@ class EvidenceConfig:
     def scheduled_purge(self) -> bool:
         return self.retention_days is not None and self.purge_interval > 0
 
+    def tsa_trust(self) -> list[x509.Certificate] | None:
+        """The TSA trust anchors, read now (a renewed file takes effect without a restart);
+        None when none are configured (time-stamp tokens are then checked for integrity only)."""
+        if not self.tsa_certs:
+            return None
+        return [c for p in self.tsa_certs for c in x509.load_pem_x509_certificates(p.read_bytes())]
+
 
 @dataclass(frozen=True)
 class DocumentSignerConfig:

@@ -111,15 +111,7 @@ def prepare_outbound(partner: Partner, pmode: PMode, document_type: str, documen
         raise _invalid(exc) from None
     events = [StepEvent("validate", "ok", f"{len(document)} bytes, valid {document_type} "
                         f"({DOCUMENT_TYPES[document_type].description})")]
-    data = document
-    if partner.mappings is not None:
-        try:
-            data = partner.mappings.outbound(document_type, document)
-        except MappingError as exc:
-            raise _mapping_failed(exc) from None
-        events.append(StepEvent("map", "ok", partner.mappings.describe(document_type, "out")))
-    else:
-        events.append(StepEvent("map", "ok", f"identity (partner {partner.id} has no mappings)"))
+    data = _map(partner, document_type, "out", document, events)
     authority = signers.for_type(document_type) if signers else None
     if authority is not None:
         key, cert = authority
@@ -128,6 +120,21 @@ def prepare_outbound(partner: Partner, pmode: PMode, document_type: str, documen
         events.append(StepEvent("docsig", "signed", f"{'XAdES-BES' if xades else 'enveloped XML-DSig'} "
                                 f"signature of issuing authority {cert.subject.rfc4514_string()}"))
     return OutboundDocument(data, tuple(events))
+
+
+def _map(partner: Partner, document_type: str, direction: str, data: bytes,
+         events: list[StepEvent]) -> bytes:
+    """Apply the partner's mapping for ``direction`` ("out": canonical -> partner's dialect,
+    "in": the reverse) and record the step; MappingFailed names the field that failed."""
+    if partner.mappings is None:
+        events.append(StepEvent("map", "ok", f"identity (partner {partner.id} has no mappings)"))
+        return data
+    try:
+        mapped = partner.mappings.transform(document_type, direction, data)
+    except MappingError as exc:
+        raise _mapping_failed(exc) from None
+    events.append(StepEvent("map", "ok", partner.mappings.describe(document_type, direction)))
+    return mapped
 
 
 def accept_inbound(partner: Partner, pmode: PMode, document_type: str, data: bytes) -> InboundDocument:
@@ -143,13 +150,7 @@ def accept_inbound(partner: Partner, pmode: PMode, document_type: str, data: byt
     # before mapping changes them.
     check = verify_document(data, partner.issuing_authorities, xades=pmode.document_signature == "xades")
     events = [StepEvent("docsig", check.status, check.summary())]
-    canonical = data
-    if partner.mappings is not None:
-        try:
-            canonical = partner.mappings.inbound(document_type, data)
-        except MappingError as exc:
-            raise _mapping_failed(exc) from None
-        events.append(StepEvent("map", "ok", partner.mappings.describe(document_type, "in")))
+    canonical = _map(partner, document_type, "in", data, events)
     try:
         validate_document(document_type, canonical)
     except DocumentInvalid as exc:

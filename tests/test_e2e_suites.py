@@ -15,8 +15,10 @@ answered EBMS:0103. (Downgrades within 1.15 -- SHA-1, RSA-1.5, CBC -- are in the
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import uuid
+import zipfile
 
 import pytest
 from lxml import etree
@@ -125,6 +127,16 @@ def test_national_gateway_exchanges_with_2_0_and_1_15_partners_both_ways(nationa
         method = {EDDSA: b"eddsa-ed25519", ECDSA: b"ecdsa-sha256", V115: b"rsa-sha256"}[suite]
         assert b'SignatureMethod Algorithm="http://www.w3.org/20' in raw and method in raw
         assert (b"EncryptedKey" in raw) is encrypt
+
+        # The evidence bundle of what ke-nsw received reproduces the signed attachment, also
+        # when it came encrypted under a 2.0 suite (decrypted with our key for that suite).
+        bundle = ke.home / f"evidence-{name}.zip"
+        swgw("evidence", "export", "-c", str(ke.config_path), back["message_id"], "-o", str(bundle),
+             "--direction", "in")
+        with zipfile.ZipFile(bundle) as z:
+            attachments = [z.read(n) for n in z.namelist() if n.startswith("attachments/")]
+        # The signed octets: the gzip'ed payload when the PMode compresses, as on the wire.
+        assert [gzip.decompress(a) if a[:2] == b"\x1f\x8b" else a for a in attachments] == [doc(f"from {name}")]
 
 
 def test_revoked_tls_client_certificate_is_refused(national):

@@ -98,13 +98,14 @@ def _attachment_name(content_id: str) -> str:
 
 
 def _reproduce_attachments(store: MessageStore, msg: Message, part: SignedPart, envelope, raw: bytes,
-                           decrypt_key, files: dict[str, bytes]) -> None:
+                           decrypt_keys, files: dict[str, bytes]) -> None:
     """Put the signed plaintext of each attachment in the bundle, when we can show it is the signed one.
 
     On the wire attachments are encrypted for the recipient; the signature covers the
     plaintext (gzip'ed when the PMode compresses). We rebuild it from the stored payload
     (gzip with mtime 0 is reproducible) or, for messages we received, decrypt it with our
-    key, and include it only if its digest equals the signed DigestValue.
+    key for whichever suite it came under (``decrypt_keys``: (private key, SecurityPolicy)
+    pairs), and include it only if its digest equals the signed DigestValue.
     """
     from crypto import Part, decrypt_parts
     from crypto.wssec_swa import attachment_content_octets
@@ -117,15 +118,16 @@ def _reproduce_attachments(store: MessageStore, msg: Message, part: SignedPart, 
             continue
         candidates.setdefault(p.content_id, []).extend(
             [Part(p.content_id, p.mime_type, data), Part(p.content_id, "application/gzip", as4.gzip_compress(data))])
-    if decrypt_key is not None and msg.direction == "in":
+    for decrypt_key, policy in (decrypt_keys if msg.direction == "in" else ()):
         try:
             _soap, mime_parts = as4.decode_message(msg.content_type, raw)
             plain = decrypt_parts(envelope, [Part(m.content_id, m.content_type, m.data) for m in mime_parts],
-                                  decrypt_key)
-            for p in plain:
-                candidates.setdefault(p.content_id, []).append(p)
+                                  decrypt_key, policy)
         except Exception:  # noqa: BLE001 (best effort: the bundle says what could not be shown)
-            pass
+            continue
+        for p in plain:
+            candidates.setdefault(p.content_id, []).append(p)
+        break
     for cid, digest_value in wanted.items():
         for cand in candidates.get(cid, []):
             try:
@@ -152,7 +154,7 @@ def _pem_certs(paths: Sequence[Path]) -> list[x509.Certificate]:
 
 def export_bundle(store: MessageStore, message_id: str, out: Path, *, partner: str | None = None,
                   direction: str | None = None, ca_certs: Sequence[Path] = (), tsa_certs: Sequence[Path] = (),
-                  decrypt_key=None, exporter: str = "swgw") -> ExportResult:
+                  decrypt_keys: Sequence[tuple[object, object]] = (), exporter: str = "swgw") -> ExportResult:
     msg = _pick_message(store, message_id, partner, direction)
     with store.sessions() as s:
         own = list(s.scalars(select(EvidenceEntry).where(
@@ -166,7 +168,7 @@ def export_bundle(store: MessageStore, message_id: str, out: Path, *, partner: s
     files: dict[str, bytes] = {}
     raw = _blob(store, msg.raw_digest, "raw message")
     message_part, envelope = _signed_part("message", msg.content_type, raw, files)
-    _reproduce_attachments(store, msg, message_part, envelope, raw, decrypt_key, files)
+    _reproduce_attachments(store, msg, message_part, envelope, raw, decrypt_keys, files)
     receipt_parts = []
     for i, rec in enumerate(msg.receipts):
         prefix = "receipt" if i == 0 else f"receipt-{i + 1}"

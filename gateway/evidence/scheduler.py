@@ -7,9 +7,7 @@ stop time-stamping for good (``LoopingCall`` stops at the first unhandled failur
 """
 from __future__ import annotations
 
-from pathlib import Path
 
-from cryptography import x509
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.application.internet import TimerService
@@ -27,12 +25,6 @@ from gateway.store.store import MessageStore
 log = Logger()
 
 
-def _trust(paths: tuple[Path, ...]) -> list[x509.Certificate] | None:
-    if not paths:
-        return None
-    return [c for p in paths for c in x509.load_pem_x509_certificates(p.read_bytes())]
-
-
 def timestamp_if_new(store: MessageStore, settings: EvidenceConfig) -> Timestamped | None:
     """Time-stamp the head unless every entry other than a time-stamp is covered already
     (or the log is empty): a token over a token proves nothing new. Coverage, not "is the head
@@ -45,7 +37,7 @@ def timestamp_if_new(store: MessageStore, settings: EvidenceConfig) -> Timestamp
                       default=0)
     if latest is None or latest <= covered:
         return None
-    return timestamp_head(store, settings.tsa_url, _trust(settings.tsa_certs), timeout=settings.tsa_timeout)
+    return timestamp_head(store, settings.tsa_url, settings.tsa_trust(), timeout=settings.tsa_timeout)
 
 
 def run_timestamp(store: MessageStore, settings: EvidenceConfig) -> None:
