@@ -22,6 +22,10 @@ class Verdict:
     outcome: str          # DELIVERED, RETRY or FAILED
     detail: str
     receipt_message_id: str | None = None
+    #: The ebMS error this outcome stands for, told to the NSW when it is final: the partner's
+    #: own code for a permanent error, EBMS:0302 InvalidReceipt for a receipt that failed its
+    #: checks (AS4 §3.2; the sender turns a spent budget into EBMS:0301 MissingReceipt).
+    error_code: str | None = None
 
 
 def _verify(envelope, partner: Partner, job: OutboundJob) -> None:
@@ -36,6 +40,8 @@ def _verify(envelope, partner: Partner, job: OutboundJob) -> None:
         extra = partner.pki.explain() if partner.pki else ""
         raise SignerCertificateRejected(f"{exc}{extra}") from None
 
+
+MISSING_RECEIPT, INVALID_RECEIPT = "EBMS:0301", "EBMS:0302"
 
 # ebMS errors that say "try again later" rather than "this message is wrong".
 TRANSIENT_ERRORS = frozenset({"EBMS:0005", "EBMS:0006"})
@@ -69,21 +75,23 @@ def judge_response(job: OutboundJob, partner: Partner, status: int, content_type
                      if e.severity.lower() == "failure" and e.error_code not in TRANSIENT_ERRORS]
         if not permanent:
             return Verdict(RETRY, f"partner answered with a transient ebMS error: {errors}")
-        return Verdict(FAILED, f"partner answered with an ebMS error: {errors}")
+        return Verdict(FAILED, f"partner answered with an ebMS error: {errors}", error_code=permanent[0].error_code)
     if parsed.receipt is None:
         return Verdict(RETRY, f"HTTP {status}: answer holds neither a receipt nor an error")
     if parsed.receipt.ref_to_message_id != job.message_id:
-        return Verdict(RETRY, f"receipt refers to {parsed.receipt.ref_to_message_id!r}, not to {job.message_id!r}")
+        return Verdict(RETRY, f"receipt refers to {parsed.receipt.ref_to_message_id!r}, not to {job.message_id!r}",
+                       error_code=INVALID_RECEIPT)
     try:
         _verify(envelope, partner, job)
     except SecurityError as exc:
-        return Verdict(RETRY, f"receipt signature is not valid: {exc}")
+        return Verdict(RETRY, f"receipt signature is not valid: {exc}", error_code=INVALID_RECEIPT)
     got = as4.nri_digests(parsed.nri_references)
     expected = {uri: tuple(v) for uri, v in job.signed_references.items()}
     if {u: tuple(v) for u, v in got.items()} != expected:
         missing = sorted(set(expected) - set(got))
         wrong = sorted(u for u in expected if u in got and tuple(got[u]) != expected[u])
         return Verdict(RETRY, f"receipt NonRepudiationInformation does not match what we signed "
-                       f"(missing: {missing or 'none'}, different digests: {wrong or 'none'})")
+                       f"(missing: {missing or 'none'}, different digests: {wrong or 'none'})",
+                       error_code=INVALID_RECEIPT)
     return Verdict(DELIVERED, f"signed receipt {parsed.receipt.message_id} verified; "
                    f"{len(got)} NRI digests match what we signed", parsed.receipt.message_id)

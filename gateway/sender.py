@@ -19,7 +19,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseNeverReceived
 from gateway import as4
 from gateway.config import GatewayConfig
 from gateway.connectors.folder import FolderConnector
-from gateway.receipts import DELIVERED, FAILED, RETRY, Verdict, judge_response
+from gateway.receipts import DELIVERED, FAILED, INVALID_RECEIPT, MISSING_RECEIPT, RETRY, Verdict, judge_response
 from gateway.store.store import MessageStore, OutboundJob, StepEvent, utcnow
 from gateway.transport.tls import PartnerTLSPolicy, private_certificate
 from partners.registry import Partner, PartnerRegistry
@@ -152,17 +152,20 @@ class Sender(Service):
             detail = verdict.detail if pmode or verdict.outcome == FAILED else \
                 f"PMode {job.pmode_id} is no longer configured for {job.partner_id}; last error: {verdict.detail}"
             if self.store.mark_failed(job.pk, detail, [*events, StepEvent("failed", "final", detail)]):
-                self._report(job, "failed", detail)
+                self._report(job, "failed", detail, verdict.error_code)
             return
         retry = pmode.retry
         used = job.attempts - job.retry_base
         age = (now - (job.retry_since or job.created_at)).total_seconds()
         if used >= retry.max_attempts or age >= retry.max_age:
-            why = (f"gave up after {used} attempt(s) over {age:.0f}s "
+            # Reception awareness gave up: AS4 §3.2 reports EBMS:0301 MissingReceipt to the
+            # producer, or EBMS:0302 InvalidReceipt when the last answer was a bad receipt.
+            code = INVALID_RECEIPT if verdict.error_code == INVALID_RECEIPT else MISSING_RECEIPT
+            why = (f"{code} gave up after {used} attempt(s) over {age:.0f}s "
                    f"(PMode {pmode.id}: max_attempts {retry.max_attempts}, max_age {retry.max_age:.0f}s); "
                    f"last error: {verdict.detail}")
             if self.store.mark_failed(job.pk, why, [*events, StepEvent("failed", "final", why)]):
-                self._report(job, "failed", why)
+                self._report(job, "failed", why, code)
             return
         delay = retry.delay_after(used) * random.uniform(0.8, 1.2)   # jitter spreads retries
         when = now + dt.timedelta(seconds=delay)
@@ -171,8 +174,9 @@ class Sender(Service):
                                                   f"attempt {job.attempts + 1} at {as4.format_timestamp(when)}")],
                               transmitted=transmitted)
 
-    def _report(self, job: OutboundJob, status: str, detail: str) -> None:
+    def _report(self, job: OutboundJob, status: str, detail: str, error_code: str | None = None) -> None:
         msg = self.store.find(job.message_id)
         reference = next((m.nsw_reference for m in msg if m.direction == "out"), None)
         self.connector.report(message_id=job.message_id, reference=reference, partner_id=job.partner_id,
-                              status=status, detail=detail, time=as4.format_timestamp(utcnow()))
+                              status=status, detail=detail, time=as4.format_timestamp(utcnow()),
+                              error_code=error_code)

@@ -64,6 +64,7 @@ def test_receipt_with_other_digests_is_not_delivery(sent):
                    keys["bb-nsw"])
     verdict = judge_response(job, partner, 200, SOAP, body)
     assert verdict.outcome == RETRY and "does not match what we signed" in verdict.detail
+    assert verdict.error_code == "EBMS:0302"      # InvalidReceipt, should the budget run out
 
 
 def test_receipt_missing_a_digest_is_not_delivery(sent):
@@ -105,7 +106,7 @@ def _error(job, code: str, key_cert=None) -> bytes:
 def test_signed_permanent_error_fails_transient_or_unsigned_error_is_retried(sent):
     job, _answer, partner, keys = sent
     failed = judge_response(job, partner, 200, SOAP, _error(job, "EBMS:0004", keys["bb-nsw"]))
-    assert failed.outcome == FAILED and "EBMS:0004" in failed.detail
+    assert failed.outcome == FAILED and "EBMS:0004" in failed.detail and failed.error_code == "EBMS:0004"
     assert judge_response(job, partner, 200, SOAP, _error(job, "EBMS:0006", keys["bb-nsw"])).outcome == RETRY
     unsigned = judge_response(job, partner, 200, SOAP, _error(job, "EBMS:0004"))
     assert unsigned.outcome == RETRY and "not taken as final" in unsigned.detail

@@ -110,6 +110,7 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
         report = wait_for(lambda: report_for(ca.folder.reports, "FLAKY"), timeout=30, what="failure report")
         assert report["status"] == "failed"
         assert "gave up after 4 attempt(s)" in report["detail"]
+        assert report["error_code"] == "EBMS:0301"     # AS4 §3.2: MissingReceipt to the producer
         assert _Misbehaving.seen == [500, "garbage", 502, "hang"]
         trace = _trace(a, "FLAKY")
         assert trace["status"] == "failed"

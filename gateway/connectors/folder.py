@@ -160,8 +160,10 @@ class FolderConnector:
 
     # -- reports -----------------------------------------------------------------
     def report(self, *, message_id: str, reference: str | None, partner_id: str, status: str,
-               detail: str | None, time: str) -> None:
+               detail: str | None, time: str, error_code: str | None = None) -> None:
         safe = re.sub(r"[^A-Za-z0-9._@-]", "_", message_id)
         report = {"message_id": message_id, "reference": reference, "partner": partner_id,
                   "status": status, "detail": detail, "time": time}
+        if error_code is not None:
+            report["error_code"] = error_code     # the ebMS code behind a failure, e.g. EBMS:0301
         atomic_write(self.config.reports / f"{safe}.json", json.dumps(report, indent=2).encode("utf-8"))
