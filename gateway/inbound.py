@@ -37,6 +37,7 @@ from gateway.connectors.folder import FolderConnector
 from gateway.aeo.model import parse_list
 from gateway.aeo.registry import AeoListRejected, AeoRegistry
 from gateway.documents import InvalidDocument, MappingFailed, accept_inbound
+from partners.documents import is_known
 from gateway.config import BASE_SUITE
 from gateway.identity import LocalIdentity, MissingSuiteKeys, SuiteIdentity
 from gateway.store.store import DELIVERED, REJECTED, DuplicateMessage, MessageStore, PayloadData, StepEvent
@@ -140,6 +141,11 @@ def _check_validity_period(verified: VerifyResult, mid: str) -> None:
         raise _fail("EBMS:0101", f"the signing certificate {cert.subject.rfc4514_string()} is only valid "
                     f"from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} "
                     "UTC; sign with a current certificate", mid)
+
+
+def _rejection_text(document_type: str | None, problem: str | None) -> str:
+    """The EBMS:0004 description for a document we would not accept (the same on every resend)."""
+    return f"the {document_type} document was not accepted: {problem}"
 
 
 class InboundPipeline:
@@ -319,6 +325,12 @@ class InboundPipeline:
             raise _fail("EBMS:0003", f"MessageId {mid} was already received with different payloads; a new "
                         "message needs a new MessageId (resends must carry the same content)", mid)
         stored = self.store.find_inbound(partner_id, mid)
+        if stored is not None and stored.status == REJECTED:
+            # A repeat of a rejected message gets the same error again, never a receipt (and is
+            # never delivered): the verdict on a MessageId does not change with a resend.
+            self.store.add_event(stored.id, "duplicate", "rejected",
+                                 "same MessageId received again; EBMS:0004 sent again, not delivered")
+            raise _fail("EBMS:0004", _rejection_text(stored.document_type, stored.last_error), mid)
         if stored is None or stored.receipt is None:
             return None
         self.store.add_event(stored.id, "duplicate", "answered",
@@ -404,7 +416,7 @@ class InboundPipeline:
             delivered, extra = self._document_stage(partner, pmode, mid, payloads, events)
         except (InvalidDocument, MappingFailed, AeoListRejected) as exc:
             self._record_rejected(mid, partner, pmode, um, reference, content_type, body, payloads, events, exc)
-            raise _fail("EBMS:0004", f"the {pmode.document_type} document was not accepted: {exc}", mid) from None
+            raise _fail("EBMS:0004", _rejection_text(pmode.document_type, str(exc)), mid) from None
         original = self._link_response(partner, um, events)
         if original is not None:
             extra["in_reply_to"] = {"message_id": original.message_id, "reference": original.nsw_reference,
@@ -447,6 +459,11 @@ class InboundPipeline:
         document and the inbox metadata the NSW gets with it."""
         if not payloads:
             return None, {}
+        if len(payloads) > 1 and is_known(pmode.document_type):
+            # Only one document would be checked, mapped and signature-verified; the others
+            # would reach the NSW unchecked under a canonical type. One document per message.
+            raise _fail("EBMS:0003", f"a {pmode.document_type} message carries exactly one document, this one "
+                        f"carries {len(payloads)} payloads: send each document as its own message", mid)
         doc = accept_inbound(partner, pmode, pmode.document_type, payloads[0].data)
         events.extend(doc.events)
         extra: dict = {}

@@ -45,6 +45,14 @@ def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_d
                       "it stays in the outbox and is retried: free disk space or fix the store",
                       name=name, error=str(exc).splitlines()[0])
             continue
+        except Exception as exc:  # noqa: BLE001
+            # Anything unforeseen (a library error on odd input, a bug): set this document aside
+            # with the reason so the documents behind it still go out, and keep the traceback.
+            log.failure("outbox document {name} could not be processed", name=name)
+            connector.archive(name, error=f"could not be processed ({type(exc).__name__}: {exc}); nothing was "
+                                          "sent. The gateway log has the details; fix the cause, then drop the "
+                                          "document into the outbox again")
+            continue
         connector.archive(name)
         count += 1
     return count

@@ -71,7 +71,13 @@ def judge_response(job: OutboundJob, partner: Partner, status: int, content_type
         except SecurityError as exc:
             return Verdict(RETRY, f"partner answered with an ebMS error whose signature does not verify "
                            f"({exc}), so it is not taken as final: {errors}")
-        permanent = [e for e in parsed.error_signal.errors
+        signal = parsed.error_signal
+        refs = {r for r in (signal.ref_to_message_id, *(e.ref_to_message_id for e in signal.errors)) if r}
+        if refs and job.message_id not in refs:
+            # A (replayed) error about another message must not settle this one.
+            return Verdict(RETRY, f"partner answered with an ebMS error about {sorted(refs)}, not about "
+                           f"{job.message_id!r}: {errors}")
+        permanent = [e for e in signal.errors
                      if e.severity.lower() == "failure" and e.error_code not in TRANSIENT_ERRORS]
         if not permanent:
             return Verdict(RETRY, f"partner answered with a transient ebMS error: {errors}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -142,25 +141,33 @@ def is_known(name: str) -> bool:
 _COMPILE_LOCK = threading.Lock()
 
 
+_PER_THREAD = threading.local()
+
+
 def _schema(relative: str) -> etree.XMLSchema:
-    with _COMPILE_LOCK:
-        return _compiled_schema(relative)
+    """This thread's own compiled copy: an XMLSchema keeps its error_log on the object, so two
+    threads validating with one instance read each other's errors (or an empty log)."""
+    mine = _PER_THREAD.__dict__.setdefault("schemas", {})
+    if relative not in mine:
+        with _COMPILE_LOCK:
+            mine[relative] = _load_schema(relative)
+    return mine[relative]
 
 
-@lru_cache(maxsize=None)
-def _compiled_schema(relative: str) -> etree.XMLSchema:
+def _load_schema(relative: str) -> etree.XMLSchema:
     # Schema files are local and trusted; imports resolve relative to each file, never the network.
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     return etree.XMLSchema(etree.parse(str(SCHEMAS / relative), parser))
 
 
 def compile_all_schemas() -> None:
-    """Compile every canonical schema, and signxml's, in the calling thread (see _COMPILE_LOCK)."""
+    """Compile every canonical schema, and signxml's, once in the starting thread: libxml2 sets
+    up its global type tables on the first compile, which must not happen in two threads at once."""
     from signxml import XMLVerifier
     from signxml.xades import XAdESVerifier
     with _COMPILE_LOCK:
         for doc_type in DOCUMENT_TYPES.values():
-            _compiled_schema(doc_type.schema)
+            _load_schema(doc_type.schema)
         XMLVerifier.schemas()
         XAdESVerifier.schemas()
 

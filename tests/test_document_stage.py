@@ -212,6 +212,16 @@ def test_inbound_document_that_cannot_be_mapped_is_answered_0004_and_not_deliver
     assert ("map", "rejected") in [(e.step, e.outcome) for e in msg.events]
     assert inbox_entries(pair.gw_b.config.folder.inbox) == []
 
+    # A resend of the rejected message (same MessageId, same bytes) gets the same error again,
+    # not a receipt, and is still not delivered.
+    (job,) = [j for j in pair.gw_a.store.find(message_id=mid) if j.direction == "out"]
+    again = pair.gw_b.inbound.process(job.content_type, pair.gw_a.store.blob(job.raw_digest))
+    (repeat,) = as4.parse_envelope(etree.fromstring(again.body)).error_signal.errors
+    assert (repeat.error_code, repeat.description) == ("EBMS:0004", error.description)
+    assert inbox_entries(pair.gw_b.config.folder.inbox) == []
+    (msg,) = pair.gw_b.store.find(message_id=mid)
+    assert msg.status == "rejected" and ("duplicate", "rejected") in [(e.step, e.outcome) for e in msg.events]
+
     # Not mappable at all: refused just the same.
     mid, _, answer = send(pair, "raw-eco", b"<doc>not an e-CO</doc>", "ECO-DOC")
     assert b"EBMS:0004" in answer.body and inbox_entries(pair.gw_b.config.folder.inbox) == []

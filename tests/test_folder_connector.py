@@ -245,3 +245,23 @@ def test_new_document_reusing_a_name_after_an_interrupted_archive_is_sent(gatewa
                   document_type="ephyto", reference="DAY-2")
     drain_outbox(gateway.connector, gateway.outbound, gateway.party_domain)
     assert sorted(m.nsw_reference for m in outbound_rows(gateway)) == ["DAY-1", "DAY-2"]
+
+
+def test_an_unforeseen_failure_sets_one_document_aside_and_the_rest_still_go(gateway, monkeypatch):
+    """A library error or bug on one document must not stall the outbox behind it."""
+    outbox = gateway.config.folder.outbox
+    real_submit = gateway.outbound.submit
+
+    def submit(submission):
+        if submission.nsw_reference == "BOOM":
+            raise RuntimeError("unforeseen")
+        return real_submit(submission)
+
+    monkeypatch.setattr(gateway.outbound, "submit", submit)
+    drop_document(outbox, "a.xml", SAMPLE, partner="bb-nsw", document_type="ephyto", reference="BOOM")
+    drop_document(outbox, "b.xml", SAMPLE, partner="bb-nsw", document_type="ephyto", reference="FINE")
+    assert drain_outbox(gateway.connector, gateway.outbound, gateway.party_domain) == 1
+    assert [m.nsw_reference for m in outbound_rows(gateway)] == ["FINE"]
+    error = (outbox / "rejected" / "a.xml.error.txt").read_text()
+    assert "RuntimeError: unforeseen" in error and "nothing was sent" in error
+    assert gateway.connector.claimed() == []

@@ -191,3 +191,17 @@ def test_replayed_message_id_with_other_content_is_an_error_identical_resend_a_r
     error = error_of(gw_b.inbound.process(other.content_type, other.body))
     assert error.error_code == "EBMS:0003" and "already received" in error.description
     assert len(entries_for(gw_b, wire.message_id)) == 1
+
+
+def test_a_canonical_document_type_carries_exactly_one_document(env):
+    """Only one payload would be validated, mapped and signature-checked: a second document
+    under a canonical type (ephyto here) is refused, not slipped unchecked into the NSW inbox."""
+    ctx, gw_b = env
+    from partners.documents import sample
+    ephyto = sample("sps-ephyto-AR.xml")
+    wire = ctx.craft(service="urn:test:service:ephyto", action="DeliverPhytoCertificate",
+                     attachments=[gz_attachment("one@x", ephyto), gz_attachment("two@x", b"<forged/>")])
+    error = error_of(gw_b.inbound.process(wire.content_type, wire.body))
+    assert error.error_code == "EBMS:0003" and "2 payloads" in error.description
+    assert entries_for(gw_b, wire.message_id) == []
+    assert gw_b.store.find(message_id=wire.message_id) == []

@@ -94,10 +94,11 @@ def test_receipt_signed_by_someone_else_or_unsigned_is_not_delivery(sent):
     assert judge_response(job, partner, 200, SOAP, unsigned).outcome == RETRY
 
 
-def _error(job, code: str, key_cert=None) -> bytes:
-    error = as4.make_error(code, f"{code} raised by the partner for this test", job.message_id)
+def _error(job, code: str, key_cert=None, about: str | None = None) -> bytes:
+    about = about or job.message_id
+    error = as4.make_error(code, f"{code} raised by the partner for this test", about)
     envelope = as4.build_error(as4.ErrorSignal(message_id=as4.new_message_id("bb-nsw.swgw"), timestamp=_now(),
-                                               ref_to_message_id=job.message_id, errors=(error,)))
+                                               ref_to_message_id=about, errors=(error,)))
     if key_cert is None:
         return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
     return _signed(envelope, key_cert)
@@ -117,3 +118,10 @@ def test_transport_answers(sent):
     assert judge_response(job, partner, 413, "text/plain", b"too big").outcome == FAILED
     assert judge_response(job, partner, 500, "text/plain", b"").outcome == RETRY
     assert judge_response(job, partner, 200, "text/html", b"<html>proxy error</html>").outcome == RETRY
+
+
+def test_signed_error_about_another_message_does_not_settle_this_one(sent):
+    job, _answer, partner, keys = sent
+    replayed = _error(job, "EBMS:0004", keys["bb-nsw"], about="other@bb-nsw.swgw")
+    verdict = judge_response(job, partner, 200, SOAP, replayed)
+    assert verdict.outcome == RETRY and "other@bb-nsw.swgw" in verdict.detail
