@@ -44,10 +44,12 @@ def cmd_serve(args) -> int:
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     # `swgw partners reload` finds us by the pid file and signals SIGHUP.
+    # The handler goes in first: a reload asked for as soon as the pid file appears must not
+    # meet SIGHUP's default action (which ends the process).
+    install_sighup(gateway.reload_partners, reactor)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     write_pid(config.state_dir)
     reactor.addSystemEventTrigger("after", "shutdown", remove_pid, config.state_dir)
-    install_sighup(gateway.reload_partners, reactor)
     print(f"swgw: {config.party_id} serving AS4 on "
           f"{'https' if config.listen.tls else 'http'}://{config.listen.host}:{config.listen.port}/as4 "
           f"with {len(gateway.registry().partners)} partner(s)", flush=True)

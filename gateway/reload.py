@@ -77,6 +77,18 @@ class ReloadRequestError(RuntimeError):
     """The reload could not be requested (no running daemon); the message says what to do."""
 
 
+def _is_swgw(pid: int) -> bool:
+    """Whether ``pid`` runs swgw, so a pid reused after a crash is never sent SIGHUP (which
+    would end an unrelated process). Where /proc is missing we cannot tell and trust the file."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    return b"swgw" in cmdline or b"gateway.cli" in cmdline
+
+
 def request_reload(state_dir: Path, timeout: float = 30.0) -> dict:
     """Signal the daemon owning ``state_dir`` and wait for its reload status."""
     state_dir = Path(state_dir)
@@ -85,6 +97,9 @@ def request_reload(state_dir: Path, timeout: float = 30.0) -> dict:
     except (OSError, ValueError):
         raise ReloadRequestError(f"no running daemon: {state_dir / PID_FILE} is missing or unreadable; "
                                  "start it with `swgw serve -c <config>`") from None
+    if not _is_swgw(pid):
+        raise ReloadRequestError(f"process {pid} named in {state_dir / PID_FILE} is not a swgw daemon (stale pid "
+                                 "file after a crash?); start the daemon with `swgw serve -c <config>`")
     before = read_status(state_dir)
     try:
         os.kill(pid, signal.SIGHUP)
