@@ -164,3 +164,39 @@ def test_registry_loads_mappings_with_partner(tmp_path, pki):
     (folder / "mappings" / "codelists" / "unit.csv").write_text("canonical,partner\nNOPE,X\n")
     with pytest.raises(ConfigError, match="unit.csv: line 2"):
         load_partners(node.home / "partners")
+
+
+def test_stylesheet_edited_on_disk_after_load_is_not_used(tmp_path):
+    # What load validated is what runs until a reload: a later edit (here: a half-written file) or a
+    # deletion on disk must not reach a worker thread that compiles the stylesheet for the first time.
+    folder = _copy_partner(tmp_path)
+    m = load_mappings(folder)
+    data = sample("eco-KE-SG.xml")
+    expected = m.outbound("eco", data)
+    sheet = folder / "mappings" / "eco.out.xsl"
+    sheet.write_text("<xsl:stylesheet version='1.0' xmlns:xsl='http://www.w3.org/1999/XSL/Transform'><xsl:templ")
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(m.outbound("eco", data))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert not errors and results == [expected]
+    sheet.unlink()
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert not errors and results == [expected, expected]
+    assert m.describe("eco", "out") == "mappings/eco.out.xsl (my-nsw, eco, out)"
+
+
+def test_stylesheet_that_fails_to_compile_is_a_mapping_error(tmp_path):
+    folder = _copy_partner(tmp_path)
+    m = load_mappings(folder)
+    m.sources = {**m.sources, ("eco", "out"): b"<xsl:stylesheet"}     # as if corrupted after validation
+    with pytest.raises(MappingError, match="eco.out.xsl does not compile"):
+        m.outbound("eco", sample("eco-KE-SG.xml"))

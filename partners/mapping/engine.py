@@ -110,6 +110,9 @@ class PartnerMappings:
     folder: Path
     stylesheets: Mapping[tuple[str, str], Path]
     codelists: CodeLists
+    # The stylesheet bytes as read and validated at load: threads compile from these, never from the
+    # file again, so an edit on disk only takes effect with a reload (which validates it first).
+    sources: Mapping[tuple[str, str], bytes] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     # -- public API ----------------------------------------------------------------
@@ -172,7 +175,19 @@ class PartnerMappings:
             cache = self._local.cache = {}
         key = (document_type, direction)
         if key not in cache:
-            cache[key] = compile_stylesheet(self.stylesheets[key], self.codelists, direction)
+            path = self.stylesheets[key]
+            try:
+                source = self.sources[key]
+            except KeyError:
+                raise MappingError(f"{self.partner_id} {document_type} {direction}: stylesheet {path.name} "
+                                   f"was not loaded", partner_id=self.partner_id, document_type=document_type,
+                                   direction=direction) from None
+            try:
+                cache[key] = compile_source(source, path, self.codelists, direction)
+            except (etree.LxmlError, OSError) as exc:
+                raise MappingError(f"{self.partner_id} {document_type} {direction}: stylesheet {path} "
+                                   f"does not compile: {exc}", partner_id=self.partner_id,
+                                   document_type=document_type, direction=direction) from None
         return cache[key]
 
 
@@ -195,9 +210,14 @@ def _extensions(codelists: CodeLists, direction: str) -> dict:
 
 
 def compile_stylesheet(path: Path, codelists: CodeLists, direction: str) -> etree.XSLT:
-    """Compile one stylesheet with the code-list functions bound; no file or network access from XSLT."""
+    """Compile one stylesheet file with the code-list functions bound; no file or network access from XSLT."""
+    return compile_source(Path(path).read_bytes(), path, codelists, direction)
+
+
+def compile_source(source: bytes, path: Path, codelists: CodeLists, direction: str) -> etree.XSLT:
+    """Compile stylesheet bytes (read from ``path``, kept as base URL) with the code-list functions bound."""
     access = etree.XSLTAccessControl.DENY_ALL
-    tree = etree.parse(str(path), _parser())
+    tree = etree.ElementTree(etree.fromstring(source, _parser(), base_url=str(path)))
     return etree.XSLT(tree, extensions=_extensions(codelists, direction), access_control=access)
 
 
@@ -219,6 +239,7 @@ def collect_mappings(folder: Path, partner_id: str) -> tuple[list[str], PartnerM
     mdir = folder / "mappings"
     codelists, problems = load_code_lists(mdir / "codelists")
     sheets: dict[tuple[str, str], Path] = {}
+    sources: dict[tuple[str, str], bytes] = {}
     if mdir.is_dir():
         for path in sorted(mdir.glob("*.xsl")):
             parts = path.name[: -len(".xsl")].rsplit(".", 1)
@@ -226,11 +247,14 @@ def collect_mappings(folder: Path, partner_id: str) -> tuple[list[str], PartnerM
                 problems.append(f"{path}: stylesheet names are <document_type>.out.xsl or <document_type>.in.xsl")
                 continue
             try:
-                compile_stylesheet(path, codelists, parts[1])
+                source = path.read_bytes()          # read once: what is validated is what runs
+                compile_source(source, path, codelists, parts[1])
             except (etree.XMLSyntaxError, etree.XSLTParseError, OSError) as exc:
                 detail = getattr(exc, "error_log", None)
                 msgs = "; ".join(f"line {e.line}: {e.message}" for e in detail) if detail else str(exc)
                 problems.append(f"{path}: not a valid XSLT 1.0 stylesheet: {msgs or exc}")
                 continue
             sheets[(parts[0], parts[1])] = path
-    return problems, PartnerMappings(partner_id, folder, MappingProxyType(sheets), codelists)
+            sources[(parts[0], parts[1])] = source
+    return problems, PartnerMappings(partner_id, folder, MappingProxyType(sheets), codelists,
+                                     MappingProxyType(sources))
