@@ -25,10 +25,12 @@ from lxml import etree
 from twisted.logger import Logger
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from crypto import (AlgorithmNotAllowed, IncompleteSignature, MissingSignature, Part, SecurityError,
                     SecurityPolicy, SignerCertificateRejected, UntrustedCertificate, UntrustedSigner,
                     VerifyResult, decrypt_parts, sign_message, suite, verify_message)
+from crypto.wssec_keyinfo import describe_certificate
 from gateway import as4
 from gateway.as4.namespaces import DEFAULT_MPC, DEFAULT_SERVICE, TEST_ACTION, eb
 from gateway.as4.payloads import ResolvedPayload, check_attachment_refs, resolve_payloads
@@ -141,6 +143,43 @@ def _check_validity_period(verified: VerifyResult, mid: str) -> None:
         raise _fail("EBMS:0101", f"the signing certificate {cert.subject.rfc4514_string()} is only valid "
                     f"from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} "
                     "UTC; sign with a current certificate", mid)
+
+
+def _check_aeo_issuer(partner: Partner, issuing_country: str, list_id: str) -> None:
+    """A partner speaks for its own customs administration only: a list issued by another
+    country (or by us) would let it rewrite that country's operators in our registry."""
+    if partner.country is None:
+        raise AeoListRejected(f"AEO list {list_id} cannot be attributed: partner {partner.id} has no "
+                              f"[partner] country in its partner.toml (the receiving side must set it, e.g. "
+                              f"country = \"{issuing_country}\", before it accepts AEO lists from this partner)")
+    if issuing_country != partner.country:
+        raise AeoListRejected(f"AEO list {list_id} is issued by {issuing_country!r}, but {partner.id} speaks "
+                              f"for {partner.country!r}: a partner may only send its own country's AEO list")
+
+
+def _check_tls_binding(partner: Partner, leaf: x509.Certificate, mid: str) -> None:
+    """The connection's TLS client certificate must be one the partner is configured with."""
+    der = leaf.public_bytes(Encoding.DER)
+    if any(c.public_bytes(Encoding.DER) == der for c in partner.tls_client_certs):
+        return
+    expected = "; ".join(describe_certificate(c) for c in partner.tls_client_certs)
+    raise _fail("EBMS:0101", f"the TLS client certificate ({describe_certificate(leaf)}) is not one "
+                f"{partner.id} is configured to connect with; expected: {expected}. Connect with one of "
+                "these, or have our operator add the new certificate to [partner].tls_client_certs "
+                "(list both during a rollover)", mid)
+
+
+def _require_tls_for_unsigned(partner: Partner, chain: tuple[x509.Certificate, ...] | None, mid: str) -> None:
+    """An unsigned message (PMode ``allow_unsigned``) is authenticated only by the TLS client
+    certificate, checked against ``tls_client_certs`` in ``_check_tls_client``."""
+    if not partner.tls_client_certs:
+        raise _fail("EBMS:0103", f"the message is not signed, and unsigned messages from {partner.id} can only "
+                    "be authenticated by a configured TLS client certificate ([partner].tls_client_certs), "
+                    "which is not set; sign the message", mid)
+    if not chain:
+        raise _fail("EBMS:0103", "the message is not signed, and it arrived without a TLS client "
+                    "certificate (plain-HTTP listener), so nothing authenticates the sender; sign the "
+                    "message, or send it over mutual TLS to a listener with tls = true", mid)
 
 
 def _rejection_text(document_type: str | None, problem: str | None) -> str:
@@ -339,8 +378,12 @@ class InboundPipeline:
 
     def _check_tls_client(self, partner: Partner, chain: tuple[x509.Certificate, ...] | None, mid: str) -> None:
         """The TLS client certificate, already chained to our client_ca by the handshake,
-        checked like a signer once the sender is known: validity, key usage for TLS client
-        authentication, and revocation per the partner's CRLs."""
+        checked like a signer once the sender is known: that it is one of the partner's
+        ``tls_client_certs`` (when configured: any certificate under the shared client_ca would
+        otherwise do), validity, key usage for TLS client authentication, and revocation per
+        the partner's CRLs."""
+        if chain and partner.tls_client_certs:
+            _check_tls_binding(partner, chain[0], mid)
         if not chain or partner.pki is None:
             return
         leaf, anchor = chain[0], chain[-1]
@@ -386,6 +429,7 @@ class InboundPipeline:
         verified = self._verify(envelope, parts, partner, security, mid)
         self._require_encryption(security, wire_parts, parts, mid)
         if verified is None:
+            _require_tls_for_unsigned(partner, tls_chain, mid)
             events.append(StepEvent("verify", "unsigned", "accepted unsigned: PMode allows it"))
             log.warn("accepted an UNSIGNED message {message_id} from {partner} (PMode allow_unsigned)",
                      message_id=mid, partner=partner.id)
@@ -471,7 +515,9 @@ class InboundPipeline:
             extra = {"signature": doc.signature.status, "signature_signer": doc.signature.signer,
                      "signature_detail": doc.signature.summary()}
         if pmode.document_type == "aeo" and self.aeo is not None:
-            result = self.aeo.apply(parse_list(doc.data), message_id=mid)
+            aeo_list = parse_list(doc.data)
+            _check_aeo_issuer(partner, aeo_list.issuing_country, aeo_list.list_id)
+            result = self.aeo.apply(aeo_list, message_id=mid)
             events.append(StepEvent("aeo", "applied", result.summary()))
             extra["aeo"] = result.summary()
         return doc.data, extra

@@ -5,6 +5,7 @@ and every problem is reported with its file and key.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -39,9 +40,15 @@ class Partner:
     # Certificates of the authorities that issue this partner's e-certificates (e-CO, e-permits):
     # the document-level signature of an inbound document is verified against these only.
     issuing_authorities: tuple[x509.Certificate, ...] = ()
+    # The TLS client certificate(s) this partner connects with (``tls_client_certs``): when set,
+    # a connection presenting any other certificate (even one under our client_ca) is refused.
+    tls_client_certs: tuple[x509.Certificate, ...] = ()
     # Trust anchors and CRLs for this partner's certificates (``signing_trust``, ``crls``).
     # Holds a live CRL cache, hence not part of equality.
     pki: PartnerPki | None = field(default=None, compare=False)
+    # The country whose customs administration this partner speaks for (ISO 3166 alpha-2): the
+    # only country whose AEO list it may replace or amend in our registry.
+    country: str | None = None
 
     def signing_trust(self) -> TrustConfig | None:
         """Path validation for this partner's signers, or None when no anchors are configured
@@ -210,12 +217,19 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
             sec.error("encryption_cert", str(exc))
     tls_trust = _load_certs(sec, "tls_trust", required=False)
     authorities = _load_certs(sec, "issuing_authorities", required=False)
+    tls_client = _load_certs(sec, "tls_client_certs", required=False)
+    if "tls_client_certs" in sec.data and not tls_client and sec.data.get("tls_client_certs") == []:
+        sec.error("tls_client_certs", "lists no certificate; name the TLS client certificate file(s) this "
+                  "partner connects with, or remove the key")
     pki = _load_pki(sec)
     partner_id = sec.str("id", folder.name)
     if partner_id is not None and partner_id != folder.name:
         sec.error("id", f"must equal the folder name {folder.name!r}, got {partner_id!r}")
     party_id = sec.str("party_id")
     party_id_type = sec.str("party_id_type", UNREGISTERED_PARTY_TYPE)
+    country = sec.str("country", None)
+    if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
+        sec.error("country", f"expected an ISO 3166-1 alpha-2 code in capitals, like \"SG\", got {country!r}")
     sec.reject_unknown()
     pmodes = [_load_pmode(s, folder.name) for s in root.tables("pmode")]
     if not pmodes:
@@ -232,6 +246,11 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
                        "encryption requires [partner].encryption_cert (the partner's encryption certificate)")
         if pmode:
             _check_suite_fits(root, i, pmode, signing, encryption)
+        if pmode and pmode.security.allow_unsigned and "tls_client_certs" not in sec.data:
+            root.error(f"pmode[{i}].security.allow_unsigned",
+                       "unsigned messages are authenticated only by the TLS client certificate: set "
+                       "[partner].tls_client_certs = [the partner's TLS client certificate file(s)], or "
+                       "remove allow_unsigned")
     root.reject_unknown()
     mapping_problems, mappings = collect_mappings(folder, folder.name)
     for problem in mapping_problems:
@@ -240,8 +259,8 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
         return None
     return Partner(id=folder.name, party_id=party_id, party_id_type=party_id_type, endpoint=endpoint,
                    signing_certs=tuple(signing), encryption_cert=encryption, tls_trust=tuple(tls_trust),
-                   pmodes=tuple(pmodes), folder=folder, mappings=mappings,
-                   issuing_authorities=tuple(authorities), pki=pki)
+                   pmodes=tuple(pmodes), folder=folder, mappings=mappings, tls_client_certs=tuple(tls_client),
+                   issuing_authorities=tuple(authorities), pki=pki, country=country)
 
 
 def load_partners(partners_dir: str | Path) -> PartnerRegistry:

@@ -85,9 +85,9 @@ def pair(tmp_path, pki):
     for node, extra in ((a, AA_PMODES), (b, BB_PMODES)):
         toml = next((node.home / "partners").iterdir()) / "partner.toml"
         text = toml.read_text() + extra
-        if node is b:   # bb trusts aa's signing key as the e-CO issuing authority
+        if node is b:   # bb trusts aa's signing key as the e-CO issuing authority; aa speaks for KE
             text = text.replace("tls_trust = [", f'issuing_authorities = ["{pki / "aa-nsw" / "sign.crt"}"]\n'
-                                                 "tls_trust = [", 1)
+                                                 'country = "KE"\ntls_trust = [', 1)
         toml.write_text(text)
     with open(a.config_path, "a") as fh:
         fh.write(f'\n[documents.sign.eco]\nkey = "{pki / "aa-nsw" / "sign.key"}"\ncert = "{pki / "aa-nsw" / "sign.crt"}"\n')
@@ -248,6 +248,16 @@ def test_aeo_lists_update_the_registry(pair):
     assert b"EBMS:0004" in answer.body and verdict.outcome == FAILED
     (msg,) = pair.gw_b.store.find(message_id=mid)
     assert msg.status == "rejected" and "based on" in msg.last_error
+
+
+def test_a_partner_may_only_send_its_own_countrys_aeo_list(pair):
+    registry = AeoRegistry(pair.gw_b.store.engine)
+    foreign = sample("aeo-full-KE.xml").replace(b"<aeo:IssuingCountryID>KE<", b"<aeo:IssuingCountryID>SG<")
+    mid, verdict, answer = send(pair, "aeo", foreign, "AEO-SG")
+    assert b"EBMS:0004" in answer.body and verdict.outcome == FAILED
+    (msg,) = pair.gw_b.store.find(message_id=mid)
+    assert msg.status == "rejected" and "'SG'" in msg.last_error and "'KE'" in msg.last_error
+    assert registry.lookup("P051998877Q", dt.date(2024, 5, 15))[0].status == "unknown"   # nothing applied
 
 
 def test_business_response_is_linked_to_the_message_it_answers(pair):
