@@ -252,17 +252,50 @@ class CrlCache:
     a class with a lock rather than a frozen dataclass. URLs are fetched through the
     injected ``fetch`` callable (URL -> bytes) so the cache does no I/O of its own:
     the daemon passes a fetcher running off the reactor, tests pass a dict lookup.
+    ``issuers`` are the configured CA certificates allowed to sign CRLs: a CRL that none
+    of them signed is refused (:class:`CrlLoadError`) and never held.
     """
 
-    def __init__(self, fetch: Callable[[str], bytes] | None = None) -> None:
+    def __init__(self, fetch: Callable[[str], bytes] | None = None,
+                 issuers: Iterable[x509.Certificate] = ()) -> None:
         self._fetch = fetch
+        self._issuers: list[x509.Certificate] = []
         self._by_issuer: dict[x509.Name, x509.CertificateRevocationList] = {}
         self._sources: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self.add_issuers(issuers)
 
-    def add(self, crl: x509.CertificateRevocationList) -> None:
+    def add_issuers(self, certs: Iterable[x509.Certificate]) -> None:
+        """Trust ``certs`` (configured CA certificates: anchors, intermediates) to sign CRLs."""
+        with self._lock:
+            for cert in certs:
+                if cert not in self._issuers:
+                    self._issuers.append(cert)
+
+    def verify(self, crl: x509.CertificateRevocationList, source: str = "CRL") -> None:
+        """Raise :class:`CrlLoadError` unless ``crl`` is signed by a configured CA certificate
+        whose subject is the CRL's issuer. A CRL is unauthenticated data (often fetched over
+        plain http://): without this, anyone on the path could plant one."""
+        with self._lock:
+            candidates = [c for c in self._issuers if c.subject == crl.issuer]
+        for ca in candidates:
+            try:
+                if crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
+                    return
+            except (TypeError, ValueError, UnsupportedAlgorithm):
+                continue
+        why = ("its signature does not verify with that CA's key" if candidates
+               else "no configured CA certificate has that name")
+        raise CrlLoadError(
+            f"{source} is not signed by a configured CA (issuer '{_name(crl.issuer)}': {why}); "
+            "refused and not cached")
+
+    def add(self, crl: x509.CertificateRevocationList, source: str = "CRL") -> None:
         """Keep ``crl`` unless a newer one (later thisUpdate) of its issuer is held.
-        Signature and issuer are checked at validation time, against the chain."""
+        The signature is verified first against the configured CA certificates
+        (:meth:`verify`): a CRL that does not verify raises and is never held, so it cannot
+        replace a verified one. Validation checks it again against the actual chain."""
+        self.verify(crl, source)
         with self._lock:
             held = self._by_issuer.get(crl.issuer)
             if held is None or crl.last_update_utc >= held.last_update_utc:
@@ -272,7 +305,7 @@ class CrlCache:
         """Load a CRL file (PEM or DER) now, and again on :meth:`refresh_all`."""
         crl = load_crl(path)
         self._remember("file", str(path))
-        self.add(crl)
+        self.add(crl, f"CRL file {path}")
         return crl
 
     def refresh_from_url(self, url: str) -> x509.CertificateRevocationList:
@@ -281,7 +314,7 @@ class CrlCache:
             raise CrlLoadError(f"cannot fetch CRL {url}: this CrlCache has no fetch callable")
         crl = load_crl(self._fetch(url))
         self._remember("url", url)
-        self.add(crl)
+        self.add(crl, f"CRL from {url}")
         return crl
 
     def refresh_all(self) -> list[str]:

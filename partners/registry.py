@@ -122,7 +122,11 @@ def _load_pki(sec: Section) -> PartnerPki | None:
                   "[the CA certificate(s) that issue this partner's signing certificates]")
     if not anchors:
         return None
-    return PartnerPki(tuple(anchors), tuple(crls), tuple(urls))
+    pki = PartnerPki(tuple(anchors), tuple(crls), tuple(urls))
+    for problem in pki.crl_problems:     # a CRL file no configured CA signed: say so at load
+        sec.error("crls", f"{problem}; use the CRL your partner's CA publishes, or add the CA that "
+                  "signs it to signing_trust")
+    return pki
 
 
 def _check_suite_fits(root: Section, i: int, pmode: PMode, signing: list[x509.Certificate],

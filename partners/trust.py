@@ -17,7 +17,7 @@ from typing import Callable
 
 from cryptography import x509
 
-from crypto import CrlCache, TrustConfig
+from crypto import CrlCache, CrlLoadError, TrustConfig
 
 MAX_CRL_BYTES = 20 * 1024 * 1024
 
@@ -29,6 +29,20 @@ def fetch_url(url: str, timeout: float = 10.0) -> bytes:
     if len(data) > MAX_CRL_BYTES:
         raise ValueError(f"CRL at {url} is larger than {MAX_CRL_BYTES} bytes")
     return data
+
+
+def _verified(crls: tuple[x509.CertificateRevocationList, ...], issuers: tuple[x509.Certificate, ...]
+              ) -> tuple[tuple[x509.CertificateRevocationList, ...], list[str]]:
+    """The configured CRL files that a configured CA signed, and a problem line per other one."""
+    checker = CrlCache(issuers=issuers)
+    good, problems = [], []
+    for i, crl in enumerate(crls, 1):
+        try:
+            checker.verify(crl, f"configured CRL file #{i}")
+            good.append(crl)
+        except CrlLoadError as exc:
+            problems.append(str(exc))
+    return tuple(good), problems
 
 
 @dataclass
@@ -45,22 +59,31 @@ class PartnerPki:
     With CRLs configured, revocation checking is *required*: a signer whose issuer has no
     current CRL is refused (fail closed) with a message naming the CRL source, because an
     operator who configured a CRL expects revoked certificates to be refused.
+
+    CRLs must be signed by a configured CA certificate (the anchors; for the TLS client
+    trust also the listener's ``client_ca``). A CRL URL is usually plain http://, so a
+    downloaded CRL that does not verify is refused and the last good one kept; a configured
+    CRL file that does not verify is left out and named in :attr:`crl_problems` and
+    :meth:`explain` (revocation checking stays required, so its issuer's certificates are
+    refused until the file is fixed).
     """
 
     def __init__(self, anchors: tuple[x509.Certificate, ...], crls: tuple[x509.CertificateRevocationList, ...],
                  crl_urls: tuple[str, ...], fetch: Callable[[str], bytes] = fetch_url,
                  retry_after: float = 60.0):
         self.anchors = anchors
-        self.crls = crls
         self.crl_urls = crl_urls
-        self.cache = CrlCache(fetch) if crl_urls else None
+        self._configured_crls = crls
+        self.crls, problems = _verified(crls, anchors)
+        self.crl_problems: list[str] = problems
+        self.cache = CrlCache(fetch, issuers=anchors) if crl_urls else None
         self.retry_after = retry_after
         self._state = _UrlState()
         self._held: dict[str, x509.CertificateRevocationList] = {}   # last good CRL per URL
 
     @property
     def checks_revocation(self) -> bool:
-        return bool(self.crls or self.crl_urls)
+        return bool(self._configured_crls or self.crl_urls)
 
     def _refresh(self) -> None:
         """Fetch URL CRLs that are missing or past nextUpdate (errors are kept for the
@@ -99,12 +122,19 @@ class PartnerPki:
     def tls_client_trust(self, anchors: tuple[x509.Certificate, ...]) -> TrustConfig:
         """Trust for the partner's TLS client certificate: the listener's ``client_ca``
         anchors (already enforced at the handshake) with this partner's CRLs."""
+        if self.cache is not None:
+            self.cache.add_issuers(anchors)      # the operator's client_ca may sign CRLs too
         self._refresh()
-        return TrustConfig(anchors=anchors, crls=self.crls, crl_cache=self.cache)
+        crls, _ = _verified(self._configured_crls, (*self.anchors, *anchors))
+        return TrustConfig(anchors=anchors, crls=crls, crl_cache=self.cache)
 
     def explain(self) -> str:
-        """Extra words for a refusal: which CRL URLs could not be fetched."""
+        """Extra words for a refusal: which CRL URLs could not be fetched (or were refused),
+        and which configured CRL files were left out."""
         errors = self.fetch_errors()
-        if not errors:
-            return ""
-        return " (CRL download failed: " + "; ".join(f"{u}: {e}" for u, e in errors.items()) + ")"
+        words = ""
+        if errors:
+            words += " (CRL download failed: " + "; ".join(f"{u}: {e}" for u, e in errors.items()) + ")"
+        if self.crl_problems:
+            words += " (CRL left out: " + "; ".join(self.crl_problems) + ")"
+        return words

@@ -310,7 +310,7 @@ def test_crl_cache_refreshes_from_file_and_url(pki, tmp_path):
         fetched.append(url)
         return published[url]
 
-    cache = CrlCache(fetch)
+    cache = CrlCache(fetch, issuers=(root.cert, sub.cert))
     cache.refresh_from_file(path)
     cache.refresh_from_url("http://crl.example/root.crl")
     assert {c.issuer for c in cache.crls()} == {sub.cert.subject, root.cert.subject}
@@ -336,6 +336,48 @@ def test_crl_cache_refreshes_from_file_and_url(pki, tmp_path):
     assert cache.for_issuer(root.cert.subject) is not None  # the previous CRL stays
     with pytest.raises(CrlLoadError, match="no fetch callable"):
         CrlCache().refresh_from_url("http://crl.example/root.crl")
+
+
+def test_crl_cache_refuses_a_crl_not_signed_by_a_configured_ca(pki, tmp_path):
+    """A spoofed CRL (the CA's issuer name, another key, a far-future thisUpdate/nextUpdate)
+    on a plain http:// URL is refused, is never cached, and does not replace the real one."""
+    root, sub, _ = pki
+    good_leaf, revoked_leaf = issue("innocent", sub), issue("revoked", sub)
+    impostor = issue("Impostor CA", ca=True)
+    url = "http://crl.example/sub.crl"
+    real = crl_of(sub, [(revoked_leaf.cert, NOW - DAY)])
+    spoofed = crl_of(sub, [(good_leaf.cert, NOW - 2 * DAY)], signer=impostor.key,
+                     this_update=NOW + 300 * DAY, next_update=NOW + 3000 * DAY)
+    published = {url: real.public_bytes(serialization.Encoding.DER)}
+    cache = CrlCache(published.__getitem__, issuers=(root.cert, sub.cert))
+    cache.refresh_from_url(url)
+    trust = TrustConfig(anchors=(root.cert,), intermediates=(sub.cert,), crl_cache=cache, at=NOW,
+                        require_crl=False)
+
+    published[url] = spoofed.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(CrlLoadError, match=rf"CRL from {url} is not signed by a configured CA "
+                                           r"\(issuer 'CN=Issuing CA"):
+        cache.refresh_from_url(url)
+    (error,) = cache.refresh_all()
+    assert error.startswith(f"{url}: CrlLoadError") and "not signed by a configured CA" in error
+    with pytest.raises(CrlLoadError, match="not signed by a configured CA"):
+        cache.add(spoofed)
+    assert cache.crls() == [real] and cache.for_issuer(sub.cert.subject) == real
+    # Revocation still works with the real CRL; the spoofed one blocks no one.
+    trust.validate(good_leaf.cert)
+    with pytest.raises(UntrustedCertificate, match="was revoked"):
+        trust.validate(revoked_leaf.cert)
+
+    # CRL files likewise, named by path; and a CRL whose issuer no configured CA has.
+    path = tmp_path / "spoofed.crl"
+    path.write_bytes(spoofed.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(CrlLoadError, match=rf"CRL file {path} is not signed by a configured CA"):
+        cache.refresh_from_file(path)
+    with pytest.raises(CrlLoadError, match="no configured CA certificate has that name"):
+        cache.add(crl_of(impostor))
+    with pytest.raises(CrlLoadError, match="no configured CA certificate has that name"):
+        CrlCache().add(real)                # nothing configured: nothing can be verified
+    assert cache.crls() == [real]
 
 
 # --- trust in verify_message and encrypt_parts -------------------------------------------

@@ -136,25 +136,34 @@ def test_error_signal_is_complete_signed_and_refers_to_the_message(env):
 
 
 def test_unsigned_message_accepted_only_when_the_pmode_allows_it(tmp_path, pki):
+    """allow_unsigned needs [partner].tls_client_certs: the TLS client certificate is then the
+    only proof of the sender, so an unsigned message without one (plain HTTP) is refused."""
+    from crypto.keys import load_certificate
     from gateway.daemon import Gateway
     a, b = write_pair(tmp_path, pki)
     toml = b.home / "partners" / "aa-nsw" / "partner.toml"
     toml.write_text(toml.read_text().replace(
         'action = "DeliverCertificate"\n',
-        'action = "DeliverCertificate"\nsecurity = { allow_unsigned = true, encrypt = false }\n'))
+        'action = "DeliverCertificate"\nsecurity = { allow_unsigned = true, encrypt = false }\n').replace(
+        "[partner]\n", f'[partner]\ntls_client_certs = ["{pki / "aa-nsw" / "tls.crt"}"]\n'))
+    tls_chain = (load_certificate(pki / "aa-nsw" / "tls.crt"), load_certificate(pki / "ca" / "ca.crt"))
     gw_a, gw_b = Gateway(a.config()), Gateway(b.config())
     try:
         assert gw_b.registry().get("aa-nsw").pmode_for_document("test-cert").security.allow_unsigned
         ctx = Ctx(sender=gw_a, pki=pki)
+        plain = ctx.craft(sign=False, encrypt=False)
+        error = error_of(gw_b.inbound.process(plain.content_type, plain.body))
+        assert error.error_code == "EBMS:0103" and "without a TLS client certificate" in error.description
+        assert entries_for(gw_b, plain.message_id) == []
         wire = ctx.craft(sign=False, encrypt=False)
-        parsed = parsed_answer(gw_b.inbound.process(wire.content_type, wire.body))
+        parsed = parsed_answer(gw_b.inbound.process(wire.content_type, wire.body, tls_chain=tls_chain))
         assert parsed.receipt is not None and parsed.nri_references == ()
         receipt = as4.parse_xml(gw_b.store.blob(gw_b.store.find_inbound("aa-nsw", wire.message_id).receipt.digest))
         assert receipt.find(".//{*}Receipt/{*}UserMessage") is not None     # AS4 5.1.8: copy of the header
         assert len(entries_for(gw_b, wire.message_id)) == 1
         # a signature that is there must still be valid
         bad = ctx.craft(encrypt=False, after_sign=lambda e: e.find(".//{*}ConversationId").__setattr__("text", "x"))
-        assert error_of(gw_b.inbound.process(bad.content_type, bad.body)).error_code == "EBMS:0101"
+        assert error_of(gw_b.inbound.process(bad.content_type, bad.body, tls_chain=tls_chain)).error_code == "EBMS:0101"
     finally:
         gw_a.store.close()
         gw_b.store.close()

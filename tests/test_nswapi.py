@@ -117,3 +117,88 @@ def test_inbox_list_fetch_ack(api):
     for bad in ("..%2Fsecret", "nothing.xml"):
         response = yield treq.get(base + f"/api/v1/inbox/{bad}", headers=AUTH)
         assert response.code == 404
+
+
+def _raw_exchange(base: str, head: bytes, body: bytes = b"", timeout: float = 5.0) -> tuple[bytes, float]:
+    """Send ``head`` and (part of) a body on a raw socket; return the first response bytes
+    and how long they took. Blocking: run it in a thread, the server lives on the reactor."""
+    import socket
+    import time
+    host, port = base.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        started = time.monotonic()
+        sock.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        try:                                  # the rest of a short response, if it is coming
+            sock.settimeout(0.5)
+            while chunk := sock.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+        return data, time.monotonic() - started
+
+
+def _post_head(length: int | str, token: str | None = None, path: str = "/api/v1/documents?partner=sg-nsw&type=ephyto",
+               extra: str = "") -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    size = f"Transfer-Encoding: chunked\r\n" if length == "chunked" else f"Content-Length: {length}\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{size}{extra}"
+            f"Content-Type: application/xml\r\n\r\n").encode()
+
+
+@pytest_twisted.inlineCallbacks
+def test_unauthenticated_post_is_refused_before_its_body_is_read(api):
+    """A plain Site spooled the whole body (to disk) before render_POST checked the token:
+    now the 401 comes from the headers alone, while the client has sent 3 bytes of 1 GB."""
+    from twisted.internet import threads
+    base, _, _ = api
+    for token in (None, "wrong-token"):
+        data, took = yield threads.deferToThread(
+            _raw_exchange, base, _post_head(10**9, token, extra="Expect: 100-continue\r\n"), b"<a/")
+        assert data.startswith(b"HTTP/1.1 401 "), data[:200]
+        assert b"100 Continue" not in data
+        assert b"www-authenticate: bearer" in data.lower()
+        assert b"missing or wrong bearer token" in data and took < 3.0
+    # Chunked, without Content-Length: refused just the same, before any chunk.
+    data, took = yield threads.deferToThread(_raw_exchange, base, _post_head("chunked"), b"3\r\n<a/\r\n")
+    assert data.startswith(b"HTTP/1.1 401 ") and took < 3.0
+    # Public GET routes stay open; authenticated requests still work.
+    response = yield treq.get(base + "/health")
+    assert response.code == 200
+    response = yield treq.post(base + "/api/v1/documents?partner=sg-nsw&type=ephyto",
+                               data=sample("sps-ephyto-AR.xml"), headers=AUTH)
+    assert response.code == 202
+
+
+@pytest_twisted.inlineCallbacks
+def test_authenticated_oversize_post_gets_413_before_its_body_is_read(api, tmp_path):
+    from twisted.internet import threads
+    base, _, _ = api
+    # Default limit (50 MB): a Content-Length over it is answered at once, body unread.
+    data, took = yield threads.deferToThread(_raw_exchange, base, _post_head(60 * 1024 * 1024, TOKEN), b"<a/")
+    assert data.startswith(b"HTTP/1.1 413 "), data[:200]
+    assert b"exceeds" in data and took < 3.0
+    # A small limit, and a chunked body that crosses it: refused at the first byte over.
+    store = MessageStore(f"sqlite:///{tmp_path / 'small.db'}", tmp_path / "small-blobs")
+    site = make_nsw_api_site(submit=Backend(store).submit, find=lambda mid, ref: store.find(mid, ref),
+                             inbox_dir=tmp_path / "small-in",
+                             config=NswApiConfig(tokens=(TOKEN,), max_document_bytes=1000))
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    try:
+        small = f"http://127.0.0.1:{port.getHost().port}"
+        chunk = b"x" * 1500
+        data, took = yield threads.deferToThread(
+            _raw_exchange, small, _post_head("chunked", TOKEN), b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        assert data.startswith(b"HTTP/1.1 413 ") and took < 3.0, data[:200]
+        assert b'"error": "document exceeds' in data
+        response = yield treq.post(small + "/api/v1/documents?partner=sg-nsw&type=ephyto",
+                                   data=b"y" * 1001, headers=AUTH)
+        assert response.code == 413
+    finally:
+        yield port.stopListening()
+        store.close()

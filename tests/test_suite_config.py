@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from crypto import SUITES
-from crypto.devpki import ensure_party, issue_certificate, revoke
+from crypto.devpki import ensure_ca, ensure_party, issue_certificate, revoke
 from crypto.keys import load_certificate
 from gateway.config import load_gateway_config
 from gateway.identity import LocalIdentity, MissingSuiteKeys
@@ -18,7 +18,7 @@ from partners.configfile import ConfigError
 from partners.pmode import SECURITY_SUITES
 from partners.registry import load_partners
 from partners.trust import PartnerPki
-from crypto import UntrustedCertificate
+from crypto import CrlLoadError, UntrustedCertificate
 from tests.harness import add_partner, add_suite_keys, swgw, write_node
 
 EDDSA, ECDSA = "edelivery-as4-2.0-eddsa", "edelivery-as4-2.0-ecdsa"
@@ -173,3 +173,92 @@ def test_crl_from_url_is_fetched_cached_and_enforced(tmp_path):
     with pytest.raises(UntrustedCertificate, match="revocation checking is required"):
         down.signing_trust().validate(good)
     assert server.url in down.explain() and "CRL download failed" in down.explain()
+
+
+def _spoofed_crl(tmp_path, victim) -> bytes:
+    """A CRL with the dev CA's issuer name and a far-future thisUpdate/nextUpdate, revoking
+    ``victim``, but signed by another key (another dev CA of the same name)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    evil_ca, evil_key = ensure_ca(tmp_path / "evil")
+    now = dt.datetime.now(dt.timezone.utc)
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(evil_ca.subject)
+           .last_update(now + dt.timedelta(days=365)).next_update(now + dt.timedelta(days=3650))
+           .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(victim.serial_number)
+                                    .revocation_date(now - dt.timedelta(days=1)).build())
+           .sign(evil_key, hashes.SHA256()))
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def test_spoofed_crl_from_url_is_refused_and_keeps_the_real_one(tmp_path):
+    root = tmp_path / "pki"
+    ensure_party(root, "zz-nsw")
+    good = load_certificate(root / "zz-nsw" / "sign.crt")
+    crt, _ = issue_certificate(root, "zz-nsw", "sign-revoked")
+    revoked = load_certificate(crt)
+    real = revoke(root, "zz-nsw", "sign-revoked").read_bytes()
+    anchors = (load_certificate(root / "ca" / "ca.crt"),)
+    spoofed = _spoofed_crl(tmp_path, good)
+    assert x509_issuer(spoofed) == anchors[0].subject        # same name, other key
+
+    server = _CrlServer(real)
+    try:
+        pki = PartnerPki(anchors, (), (server.url,), retry_after=0)
+        pki.signing_trust().validate(good)
+        # The distribution point now answers with the spoofed CRL: refused, the real one stays.
+        server.data = spoofed
+        with pytest.raises(CrlLoadError, match=f"CRL from {server.url} is not signed by a configured CA"):
+            pki.cache.refresh_from_url(server.url)
+        pki.signing_trust().validate(good)
+        with pytest.raises(UntrustedCertificate, match="revoked on"):
+            pki.signing_trust().validate(revoked)
+
+        # A partner whose first download is spoofed: nothing is cached, fail closed, say why.
+        fresh = PartnerPki(anchors, (), (server.url,), retry_after=0)
+        with pytest.raises(UntrustedCertificate, match="revocation checking is required"):
+            fresh.signing_trust().validate(good)
+        assert fresh.cache.crls() == []
+        assert server.url in fresh.explain() and "not signed by a configured CA" in fresh.explain()
+        # The real CRL is published again: the next attempt picks it up and revocation works.
+        server.data = real
+        fresh.signing_trust().validate(good)
+        with pytest.raises(UntrustedCertificate, match="revoked on"):
+            fresh.signing_trust().validate(revoked)
+        assert fresh.fetch_errors() == {}
+    finally:
+        server.close()
+
+
+def test_spoofed_crl_file_from_config_is_left_out(tmp_path):
+    from crypto import load_crl
+    root = tmp_path / "pki"
+    ensure_party(root, "zz-nsw")
+    good = load_certificate(root / "zz-nsw" / "sign.crt")
+    anchors = (load_certificate(root / "ca" / "ca.crt"),)
+    pki = PartnerPki(anchors, (load_crl(_spoofed_crl(tmp_path, good)),), ())
+    assert pki.crls == () and pki.checks_revocation
+    (problem,) = pki.crl_problems
+    assert "configured CRL file #1 is not signed by a configured CA" in problem
+    with pytest.raises(UntrustedCertificate, match="revocation checking is required"):
+        pki.signing_trust().validate(good)          # fail closed, not "revoked" by a forgery
+    assert "not signed by a configured CA" in pki.explain()
+    real = load_crl(revoke(root, "zz-nsw", "sign"))
+    assert PartnerPki(anchors, (real,), ()).crls == (real,)
+
+
+def test_spoofed_crl_file_is_a_config_error_at_load(node, pki, tmp_path):
+    spoofed = tmp_path / "spoofed.crl"
+    spoofed.write_bytes(_spoofed_crl(tmp_path, load_certificate(pki / "bb-nsw" / "sign.crt")))
+    path = add_partner(node, pki, "bb-nsw", 2,
+                       partner_extra=f'signing_trust = ["{pki / "ca" / "ca.crt"}"]\ncrls = ["{spoofed}"]\n')
+    with pytest.raises(ConfigError) as excinfo:
+        load_partners(node.home / "partners")
+    (problem,) = [p for p in excinfo.value.problems if "[partner.crls]" in p]
+    assert problem.startswith(str(path)) and "not signed by a configured CA" in problem
+
+
+def x509_issuer(der: bytes):
+    from cryptography import x509
+    return x509.load_der_x509_crl(der).issuer

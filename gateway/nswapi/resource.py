@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from gateway.nswapi.inbox import InboxNotFound, InboxView
+from gateway.transport.limits import LimitedRequest
 
 log = Logger()
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
@@ -53,6 +54,16 @@ FindFn = Callable[[str | None, str | None], Sequence[Any]]
 class NswApiConfig:
     tokens: tuple[str, ...] = ()         # empty: no bearer check (only with mutual TLS!)
     max_document_bytes: int = MAX_DOCUMENT
+
+
+def bearer_ok(tokens: Sequence[str], header: bytes | None) -> bool:
+    """Whether an ``Authorization`` header carries one of ``tokens`` (no tokens: no check)."""
+    if not tokens:
+        return True
+    scheme, _, token = (header or b"").decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    return any(hmac.compare_digest(token.strip().encode(), t.encode()) for t in tokens)
 
 
 def _iso(t) -> str | None:
@@ -90,13 +101,7 @@ class NswApiResource(resource.Resource):
 
     # -- plumbing --------------------------------------------------------------------
     def _authorized(self, request) -> bool:
-        if not self.config.tokens:
-            return True
-        header = (request.getHeader(b"authorization") or b"").decode("latin-1")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return False
-        return any(hmac.compare_digest(token.strip().encode(), t.encode()) for t in self.config.tokens)
+        return bearer_ok(self.config.tokens, request.getHeader(b"authorization"))
 
     @staticmethod
     def _json(request, status: int, body: Any) -> bytes:
@@ -235,9 +240,37 @@ class NswApiResource(resource.Resource):
 def make_nsw_api_site(*, submit: SubmitFn, find: FindFn, inbox_dir: Path, config: NswApiConfig,
                       rejections: Mapping[type[BaseException], int] | Iterable[type[BaseException]] = ()
                       ) -> server.Site:
-    """The Site to listen with on the API port (TCP or SSL endpoint chosen by the daemon)."""
+    """The Site to listen with on the API port (TCP or SSL endpoint chosen by the daemon).
+
+    Its requests refuse a body before it is spooled: without a valid bearer token (when tokens
+    are configured) with 401 as soon as the headers are in, and over ``max_document_bytes``
+    (the body is the document itself, no wrapping) with 413."""
     res = NswApiResource(submit=submit, find=find, inbox=InboxView(inbox_dir), config=config,
                          rejections=rejections)
     site = server.Site(res)
+
+    class Request(_ApiRequest):
+        pass
+
+    Request.max_bytes = config.max_document_bytes
+    Request.tokens = tuple(config.tokens)
+    site.requestFactory = Request
     site.displayTracebacks = False
     return site
+
+
+class _ApiRequest(LimitedRequest):
+    """Refuses an unauthenticated body-carrying request (anything but GET/HEAD, whose
+    public routes /openapi.json and /health stay open) from its headers, before reading it."""
+    what = "document"
+    tokens: tuple[str, ...] = ()
+
+    def early_refusal(self, length):
+        if self.pending_method() in (b"GET", b"HEAD"):
+            return None          # no body to spool; render_GET checks the token per route
+        if bearer_ok(self.tokens, self.requestHeaders.getRawHeaders(b"authorization", [None])[0]):
+            return None
+        return 401, "missing or wrong bearer token", {b"www-authenticate": b'Bearer realm="swgw-nsw-api"'}
+
+    def refusal_body(self, code, text):
+        return b"application/json", json.dumps({"error": text}, indent=2).encode("utf-8") + b"\n"

@@ -14,68 +14,9 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from gateway.inbound import Response
+from gateway.transport.limits import LimitedRequest as _LimitedRequest
 
 log = Logger()
-
-
-class _LimitedRequest(server.Request):
-    """Refuses a body larger than the configured limit without reading (or storing) the rest.
-
-    With a Content-Length the refusal comes as soon as the headers say so; a chunked body
-    without Content-Length is counted as it arrives and refused at the first byte over the
-    limit. Either way the client gets ``413`` at once, the rest of its body is discarded
-    unread, and the connection is closed shortly after (a short grace period rather than an
-    immediate close, so that a client still writing its body can read the 413 instead of
-    meeting a TCP reset).
-    """
-    max_bytes = 100 * 1024 * 1024
-    grace_seconds = 2.0
-    _received = 0
-    _refused = False
-
-    def gotLength(self, length):
-        if length is not None and length > self.max_bytes:
-            super().gotLength(0)          # a throw-away content file; nothing will be written to it
-            self._refuse(f"message of {length} bytes exceeds this gateway's limit of {self.max_bytes} bytes")
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data):
-        if self._refused:
-            return
-        self._received += len(data)
-        if self._received > self.max_bytes:
-            self._refuse(f"message exceeds this gateway's limit of {self.max_bytes} bytes "
-                         f"(refused after {self._received} bytes)")
-            return
-        super().handleContentChunk(data)
-
-    def _refuse(self, text: str) -> None:
-        self._refused = True
-        channel = self.channel
-        # Refused before the request line was handed over (that happens only once the
-        # body is complete), so take method and protocol from the channel for the reply.
-        self.method = getattr(channel, "_command", None) or b"POST"
-        self.clientproto = getattr(channel, "_version", None) or b"HTTP/1.1"
-        log.warn("refused an inbound request: {text}", text=text)
-        # From now on the channel swallows whatever the client still sends: no parsing, no
-        # buffering, no second request on this connection.
-        discard = lambda *args: None  # noqa: E731
-        for name in ("dataReceived", "rawDataReceived", "lineReceived", "allContentReceived"):
-            setattr(channel, name, discard)
-        self.setResponseCode(413)
-        self.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        self.setHeader(b"connection", b"close")
-        self.write((text + "\n").encode())
-        self.finish()
-        transport = channel.transport
-        if transport is not None:
-            from twisted.internet import reactor
-            reactor.callLater(self.grace_seconds, transport.loseConnection)
-
-    def process(self):
-        if not self._refused:
-            super().process()
 
 
 class HealthResource(resource.Resource):
