@@ -80,6 +80,12 @@ class Gateway:
                       n=len(self._registry.partners), problems="\n".join(exc.problems))
             status = ReloadStatus(ok=False, time=time.time(), partners=sorted(self._registry.partners),
                                   errors=exc.problems)
+        except Exception as exc:  # noqa: BLE001 (an unreadable file, a library error: still answer the CLI)
+            log.failure("partner reload failed, keeping the {n} partner(s) already loaded",
+                        n=len(self._registry.partners))
+            status = ReloadStatus(ok=False, time=time.time(), partners=sorted(self._registry.partners),
+                                  errors=[f"reload failed ({type(exc).__name__}: {exc}); the daemon log has "
+                                          "the details; fix the cause and reload again"])
         else:
             old = set(self._registry.partners)
             self._registry = registry
