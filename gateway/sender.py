@@ -45,6 +45,8 @@ class Sender(Service):
         self._agents: dict[str, tuple[Partner, Agent]] = {}
         self._inflight: set[defer.Deferred] = set()
         self._loop: task.LoopingCall | None = None
+        self._ticking = False
+        self._tick_again = False
 
     def _agent(self, partner: Partner) -> Agent:
         cached = self._agents.get(partner.id)
@@ -79,6 +81,23 @@ class Sender(Service):
 
     @defer.inlineCallbacks
     def tick(self):
+        # One claim at a time: two overlapping claims could together take more than the free
+        # slots. A tick asked for while one runs is folded into a second pass.
+        if self._ticking:
+            self._tick_again = True
+            return
+        self._ticking = True
+        try:
+            while True:
+                self._tick_again = False
+                yield self._claim_and_send()
+                if not self._tick_again:
+                    break
+        finally:
+            self._ticking = False
+
+    @defer.inlineCallbacks
+    def _claim_and_send(self):
         free = self.config.sender.concurrency - len(self._inflight)
         if free <= 0:
             return
@@ -90,7 +109,15 @@ class Sender(Service):
         for job in jobs:
             d = self.send(job)
             self._inflight.add(d)
-            d.addBoth(lambda r, d=d: (self._inflight.discard(d), r)[1])
+            d.addBoth(self._finished, d)
+
+    def _finished(self, result, d: defer.Deferred):
+        """A slot is free again: look for the next due message now rather than at the next
+        poll, so a backlog drains at the partner's pace, not at concurrency per poll interval."""
+        self._inflight.discard(d)
+        if self._loop is not None and self._loop.running:
+            self.reactor.callLater(0, self.tick)
+        return result
 
     # -- one attempt -------------------------------------------------------------
     @defer.inlineCallbacks
