@@ -47,6 +47,7 @@ class Sender(Service):
         self._loop: task.LoopingCall | None = None
         self._ticking = False
         self._tick_again = False
+        self._claim_done: defer.Deferred | None = None
 
     def _agent(self, partner: Partner) -> Agent:
         cached = self._agents.get(partner.id)
@@ -72,6 +73,8 @@ class Sender(Service):
     def stopService(self):
         if self._loop and self._loop.running:
             self._loop.stop()
+        if self._claim_done is not None:
+            yield self._claim_done
         # In-flight sends finish (or time out) so their outcome is recorded; anything cut off
         # stays 'sending' and is requeued at the next start.
         if self._inflight:
@@ -99,17 +102,24 @@ class Sender(Service):
     @defer.inlineCallbacks
     def _claim_and_send(self):
         free = self.config.sender.concurrency - len(self._inflight)
-        if free <= 0:
+        if free <= 0 or (self._loop is not None and not self._loop.running):   # full, or stopping
             return
+        # Claimed rows are 'sending' before their sends exist: stopService waits for this
+        # (then for the sends), so a SIGTERM mid-claim never leaves rows 'sending'.
+        self._claim_done = claim_done = defer.Deferred()
         try:
             jobs = yield threads.deferToThread(self.store.claim_due, free)
         except Exception:
             log.failure("could not read the outbound queue")
             return
-        for job in jobs:
-            d = self.send(job)
-            self._inflight.add(d)
-            d.addBoth(self._finished, d)
+        else:
+            for job in jobs:
+                d = self.send(job)
+                self._inflight.add(d)
+                d.addBoth(self._finished, d)
+        finally:
+            self._claim_done = None
+            claim_done.callback(None)
 
     def _finished(self, result, d: defer.Deferred):
         """A slot is free again: look for the next due message now rather than at the next
