@@ -352,8 +352,8 @@ class InboundPipeline:
     def _previous_answer(self, partner_id: str, mid: str, payloads: list[ResolvedPayload]) -> Response | None:
         """Duplicate elimination: the stored receipt for an identical resend; an error for a
         different message reusing a MessageId (a replay must never earn a receipt)."""
-        previous = next((m for m in self.store.find(message_id=mid)
-                         if m.direction == "in" and m.partner_id == partner_id), None)
+        # By the unique (direction, partner, MessageId) key: an index lookup, not a scan.
+        previous = stored = self.store.find_inbound(partner_id, mid)
         if previous is None:
             return None
         # Content, not packaging: a partner that re-signs and re-packs a resend (new
@@ -363,14 +363,13 @@ class InboundPipeline:
         if old != new:
             raise _fail("EBMS:0003", f"MessageId {mid} was already received with different payloads; a new "
                         "message needs a new MessageId (resends must carry the same content)", mid)
-        stored = self.store.find_inbound(partner_id, mid)
-        if stored is not None and stored.status == REJECTED:
+        if stored.status == REJECTED:
             # A repeat of a rejected message gets the same error again, never a receipt (and is
             # never delivered): the verdict on a MessageId does not change with a resend.
             self.store.add_event(stored.id, "duplicate", "rejected",
                                  "same MessageId received again; EBMS:0004 sent again, not delivered")
             raise _fail("EBMS:0004", _rejection_text(stored.document_type, stored.last_error), mid)
-        if stored is None or stored.receipt is None:
+        if stored.receipt is None:
             return None
         self.store.add_event(stored.id, "duplicate", "answered",
                              "same MessageId received again; previous receipt re-sent, not delivered again")

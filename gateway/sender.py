@@ -212,8 +212,7 @@ class Sender(Service):
                               transmitted=transmitted)
 
     def _report(self, job: OutboundJob, status: str, detail: str, error_code: str | None = None) -> None:
-        msg = self.store.find(job.message_id)
-        reference = next((m.nsw_reference for m in msg if m.direction == "out"), None)
+        reference = self.store.nsw_reference(job.pk)
         self.connector.report(message_id=job.message_id, reference=reference, partner_id=job.partner_id,
                               status=status, detail=detail, time=as4.format_timestamp(utcnow()),
                               error_code=error_code)

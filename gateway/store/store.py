@@ -314,9 +314,11 @@ class MessageStore:
 
     # -- inbound -----------------------------------------------------------------
     def find_inbound(self, partner_id: str, message_id: str) -> Message | None:
+        """The inbound message (with payloads and receipts) by the unique key, an indexed lookup."""
         with self.sessions() as s:
-            return s.scalars(select(Message).options(selectinload(Message.receipts)).where(Message.direction == IN, Message.partner_id == partner_id,
-                                                   Message.message_id == message_id)).first()
+            return s.scalars(select(Message).options(selectinload(Message.payloads), selectinload(Message.receipts))
+                             .where(Message.direction == IN, Message.partner_id == partner_id,
+                                    Message.message_id == message_id)).first()
 
     def record_inbound(self, *, message_id: str, partner_id: str, document_type: str | None,
                        pmode_id: str | None, nsw_reference: str | None, conversation_id: str | None,
@@ -347,6 +349,11 @@ class MessageStore:
                 return msg.id
         except IntegrityError:
             raise DuplicateMessage(message_id) from None
+
+    def nsw_reference(self, pk: int) -> str | None:
+        """The NSW's reference of a message: one column by primary key (no events or payloads)."""
+        with self.sessions() as s:
+            return s.scalar(select(Message.nsw_reference).where(Message.id == pk))
 
     def blob(self, digest: str) -> bytes:
         return self.blobs.get(digest)
