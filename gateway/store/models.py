@@ -48,6 +48,7 @@ class Message(Base):
         UniqueConstraint("direction", "partner_id", "message_id", name="uq_messages_dir_partner_msgid"),
         Index("ix_messages_due", "direction", "status", "next_attempt_at"),
         Index("ix_messages_ref", "nsw_reference"),
+        Index("ix_messages_message_id", "message_id"),     # migration 0004
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
