@@ -43,31 +43,32 @@ def check_signer_certificate(policy: SecurityPolicy, certificate: x509.Certifica
                                   f"got {primitives.describe_key(key)}")
 
 
-def check_decryption_key(policy: SecurityPolicy, private_key: object) -> None:
-    """AlgorithmNotAllowed unless ``private_key`` can decrypt what the suite encrypts."""
+def _check_encryption_key(policy: SecurityPolicy, key: object, rsa_type: type, agreement_check, what: str) -> None:
+    """One rule for both ends of encryption: key agreement suites need the agreement curve,
+    RSA-OAEP key transport needs RSA; ``agreement_check`` raises for the agreement case."""
     if policy.uses_key_agreement:
         assert policy.key_agreement is not None
         try:
-            primitives.check_agreement_private_key(policy.key_agreement, private_key)
+            agreement_check(policy.key_agreement, key)
         except AlgorithmNotAllowed as exc:
             raise AlgorithmNotAllowed(f"{_kind(policy)}: {exc}") from None
-    elif not isinstance(private_key, rsa.RSAPrivateKey):
-        raise AlgorithmNotAllowed(f"{_kind(policy)}: RSA-OAEP key transport needs an RSA private key, "
-                                  f"got {primitives.describe_key(private_key)}")
+    elif not isinstance(key, rsa_type):
+        raise AlgorithmNotAllowed(f"{_kind(policy)}: RSA-OAEP key transport needs an RSA {what}, "
+                                  f"got {primitives.describe_key(key)}")
+
+
+def check_decryption_key(policy: SecurityPolicy, private_key: object) -> None:
+    """AlgorithmNotAllowed unless ``private_key`` can decrypt what the suite encrypts."""
+    _check_encryption_key(policy, private_key, rsa.RSAPrivateKey, primitives.check_agreement_private_key,
+                          "private key")
 
 
 def check_recipient_certificate(policy: SecurityPolicy, certificate: x509.Certificate) -> None:
     """AlgorithmNotAllowed unless we can encrypt for ``certificate`` under the suite."""
-    key = certificate.public_key()
-    if policy.uses_key_agreement:
-        assert policy.key_agreement is not None
-        try:
-            primitives.check_agreement_public_key(policy.key_agreement, key, "the recipient certificate")
-        except AlgorithmNotAllowed as exc:
-            raise AlgorithmNotAllowed(f"{_kind(policy)}: {exc}") from None
-    elif not isinstance(key, rsa.RSAPublicKey):
-        raise AlgorithmNotAllowed(f"{_kind(policy)}: RSA-OAEP key transport needs an RSA recipient "
-                                  f"certificate, got {primitives.describe_key(key)}")
+    _check_encryption_key(
+        policy, certificate.public_key(), rsa.RSAPublicKey,
+        lambda algorithm, key: primitives.check_agreement_public_key(algorithm, key, "the recipient certificate"),
+        "recipient certificate")
 
 
 def same_key(private_key: object, certificate: x509.Certificate) -> bool:

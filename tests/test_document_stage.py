@@ -37,28 +37,6 @@ MY_NS = "urn:my:dagang:eco:2"
 # Service/action pairs shared by both sides. "raw-eco" is not a canonical type on aa's side, so
 # aa sends whatever it is given; bb's PMode for the same service/action is "eco", so bb treats
 # it as an e-CO: this is how a misbehaving partner is simulated.
-AA_PMODES = """
-[[pmode]]
-id = "aa-bb-eco"
-document_type = "eco"
-agreement = "urn:test:agreement"
-service = "urn:test:service:eco"
-action = "DeliverCertificateOfOrigin"
-
-[[pmode]]
-id = "aa-bb-aeo"
-document_type = "aeo"
-agreement = "urn:test:agreement"
-service = "urn:test:service:aeo"
-action = "ExchangeOperatorList"
-
-[[pmode]]
-id = "aa-bb-raw-eco"
-document_type = "raw-eco"
-agreement = "urn:test:agreement"
-service = "urn:test:service:eco"
-action = "DeliverCertificateOfOrigin"
-"""
 BB_PMODES = """
 [[pmode]]
 id = "aa-bb-eco"
@@ -73,6 +51,14 @@ document_type = "aeo"
 agreement = "urn:test:agreement"
 service = "urn:test:service:aeo"
 action = "ExchangeOperatorList"
+"""
+AA_PMODES = BB_PMODES + """
+[[pmode]]
+id = "aa-bb-raw-eco"
+document_type = "raw-eco"
+agreement = "urn:test:agreement"
+service = "urn:test:service:eco"
+action = "DeliverCertificateOfOrigin"
 """
 
 

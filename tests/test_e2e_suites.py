@@ -128,15 +128,34 @@ def test_national_gateway_exchanges_with_2_0_and_1_15_partners_both_ways(nationa
         assert b'SignatureMethod Algorithm="http://www.w3.org/20' in raw and method in raw
         assert (b"EncryptedKey" in raw) is encrypt
 
-        # The evidence bundle of what ke-nsw received reproduces the signed attachment, also
-        # when it came encrypted under a 2.0 suite (decrypted with our key for that suite).
-        bundle = ke.home / f"evidence-{name}.zip"
-        swgw("evidence", "export", "-c", str(ke.config_path), back["message_id"], "-o", str(bundle),
-             "--direction", "in")
+        # The evidence bundle of what ke-nsw received reproduces the signed attachment by
+        # decrypting the raw message with our key for the suite it came under: the stored
+        # plaintext payload is moved away first, so it cannot be rebuilt from that instead.
+        # (cc-nsw is TLS-only: its attachment is in the clear on the wire.)
+        payload = _inbound_payload_blob(ke, back["message_id"], name)
+        aside = payload.with_suffix(".aside")
+        payload.rename(aside)
+        try:
+            bundle = ke.home / f"evidence-{name}.zip"
+            swgw("evidence", "export", "-c", str(ke.config_path), back["message_id"], "-o", str(bundle),
+                 "--direction", "in")
+        finally:
+            aside.rename(payload)
         with zipfile.ZipFile(bundle) as z:
             attachments = [z.read(n) for n in z.namelist() if n.startswith("attachments/")]
         # The signed octets: the gzip'ed payload when the PMode compresses, as on the wire.
         assert [gzip.decompress(a) if a[:2] == b"\x1f\x8b" else a for a in attachments] == [doc(f"from {name}")]
+
+
+def _inbound_payload_blob(node, message_id: str, partner_id: str):
+    from gateway.store.store import MessageStore
+    cfg = node.config()
+    store = MessageStore(cfg.database_url, cfg.blob_dir)
+    try:
+        (payload,) = store.find_inbound(partner_id, message_id).payloads
+        return store.blobs.path(payload.digest)
+    finally:
+        store.close()
 
 
 def test_revoked_tls_client_certificate_is_refused(national):
