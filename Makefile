@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean pki
+.PHONY: demo test venv clean pki fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,22 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m gateway.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 clean:
 	rm -rf var/ certs/*/
+
+# Coverage-guided fuzzing (atheris) of the inbound front end and the config loader, each target
+# for FUZZ_SECONDS (e.g. `make fuzz FUZZ_SECONDS=1800`). Seeds: tests/fuzz/corpus/<target>/;
+# what the run learns goes to var/fuzz/<target>/, crash reproducers to var/fuzz/crashes/.
+FUZZ_SECONDS ?= 180
+FUZZ_TARGETS ?= mime header wssec inbound config
+
+fuzz: $(STAMP)
+	@mkdir -p var/fuzz/crashes
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz target $$t: $(FUZZ_SECONDS) s"; \
+	  mkdir -p var/fuzz/$$t; \
+	  nice -n 10 $(BIN)/python -m tests.fuzz $$t -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=var/fuzz/crashes/$$t- var/fuzz/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done

@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from lxml import etree
@@ -178,7 +179,7 @@ def _ec_key_value(ec_value: etree._Element) -> OriginatorKey:
             loaded = serialization.load_der_public_key(point)
             if isinstance(loaded, x25519.X25519PublicKey):
                 return loaded
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise DecryptionError(f"the originator (ephemeral) public key is invalid: {exc}") from None
     raise DecryptionError(f"originator key curve {uri!r} is not supported (P-256 or X25519)")
 
@@ -187,7 +188,7 @@ def _der_key_value(element: etree._Element) -> OriginatorKey:
     der = _b64(element, "dsig11:DEREncodedKeyValue")
     try:
         loaded = serialization.load_der_public_key(der or b"")
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:    # a key type cryptography does not know
         raise DecryptionError(f"the originator (ephemeral) public key is invalid: {exc}") from None
     if not isinstance(loaded, (x25519.X25519PublicKey, ec.EllipticCurvePublicKey)):
         raise DecryptionError(

@@ -17,6 +17,8 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from crypto.errors import SecurityError
+
 NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 NS_WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 NS_WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -71,6 +73,16 @@ class Part:
     data: bytes
 
 
+class AmbiguousElement(SecurityError, ValueError):
+    """An element appears more than once where WS-Security / XML-DSig / XML-Enc allow one.
+
+    A SecurityError, because on the receiving side it is a malformed (possibly hostile)
+    message that the pipeline answers like any other WS-Security failure (EBMS:0101 for the
+    signature, EBMS:0102 for encryption); still a ValueError for callers that wrap it with
+    more context.
+    """
+
+
 class WSSecurityStructureError(ValueError):
     """The envelope is not a SOAP 1.2 envelope of the shape WS-Security needs.
 
@@ -117,12 +129,13 @@ def children(parent: etree._Element, ns: str, local: str) -> list[etree._Element
 def child(parent: etree._Element, ns: str, local: str) -> etree._Element | None:
     """The single direct child with that name; None if absent.
 
-    Raises ValueError if there are several, because an ambiguous structure must
-    never be resolved by picking the first one.
+    Raises :class:`AmbiguousElement` if there are several, because an ambiguous structure
+    must never be resolved by picking the first one.
     """
     found = children(parent, ns, local)
     if len(found) > 1:
-        raise ValueError(f"more than one {local} element under {etree.QName(parent).localname}")
+        raise AmbiguousElement(f"more than one {local} element under {etree.QName(parent).localname}; "
+                               "the structure must have exactly one")
     return found[0] if found else None
 
 

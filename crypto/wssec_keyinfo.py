@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
@@ -41,10 +42,19 @@ def describe_certificate(certificate: x509.Certificate) -> str:
 
 
 def _load_der(b64text: str | None, where: str) -> x509.Certificate:
+    """A certificate from the message, with every field the verifier and its messages read
+    already parsed: cryptography parses names, extensions and the key lazily, and raises
+    not only ValueError (InvalidVersion, DuplicateExtension, UnsupportedAlgorithm), so a
+    malformed token must be refused here, as a SignatureError, not later as a traceback."""
     try:
-        return x509.load_der_x509_certificate(b64decode(b64text))
-    except ValueError as exc:
+        certificate = x509.load_der_x509_certificate(b64decode(b64text))
+        certificate.subject.rfc4514_string()
+        certificate.issuer.rfc4514_string()
+        certificate.extensions
+        certificate.public_key()
+    except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
         raise SignatureError(f"{where} does not hold a valid X.509 certificate: {exc}") from None
+    return certificate
 
 
 def _normalise_dn(text: str) -> str:

@@ -39,9 +39,19 @@ def cmd_serve(args) -> int:
     config = _load_config(args.config)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     from gateway.reload import install_sighup, remove_pid, write_pid
+    from gateway.transport.activation import ActivationError
     gateway = Gateway(config)
-    top = build_service(gateway, reactor)
-    top.startService()
+    from twisted.internet.error import CannotListenError
+    try:
+        top = build_service(gateway, reactor)       # sockets from systemd socket activation, if any
+        top.startService()
+    except ActivationError as exc:
+        print(f"swgw: {exc}", file=sys.stderr)
+        return 2
+    except CannotListenError as exc:
+        print(f"swgw: cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}; another process "
+              "(another swgw?) holds the port: stop it or change the port in gateway.toml", file=sys.stderr)
+        return 1
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     # `swgw partners reload` finds us by the pid file and signals SIGHUP.
     # The handler goes in first: a reload asked for as soon as the pid file appears must not
@@ -171,7 +181,8 @@ def cmd_checkconfig(args) -> int:
         config = _load_config(args.config)
     except ConfigError as exc:
         problems += exc.problems
-    partners_dir = config.partners_dir if config else Path(args.config).resolve().parent / "partners"
+    # abspath, not resolve(): the config path may be a symlink loop (already reported above).
+    partners_dir = config.partners_dir if config else Path(os.path.abspath(args.config)).parent / "partners"
     try:
         registry = load_partners(partners_dir)
     except ConfigError as exc:

@@ -1,4 +1,4 @@
-"""``swgw evidence verify|export|timestamp|purge``: the operator's side of the evidence log.
+"""``swgw evidence verify|export|timestamp|purge|checkpoint``: the operator's side of the evidence log.
 
 Registered into the main parser by ``register_evidence``; kept out of ``cli.py`` so the
 evidence commands evolve with ``gateway/evidence``.
@@ -35,18 +35,27 @@ def _fail(command: str, exc: Exception) -> int:
     return EXIT_ERROR
 
 
+def _checkpoint_policy(config):
+    """Where our checkpoints are and the certificates that sign them (read from gateway.toml)."""
+    from gateway.evidence.checkpoint import certificates_from_config, checkpoint_dir
+    from gateway.evidence.checkpoint_verify import CheckpointPolicy
+    return CheckpointPolicy(checkpoint_dir(config.state_dir), certificates_from_config(config),
+                            config.evidence.checkpoint_interval)
+
+
 def cmd_verify(args) -> int:
     from gateway.evidence.verify import verify_evidence
-    _config, settings, store = _open(args)
+    config, settings, store = _open(args)
     try:
-        report = verify_evidence(store, settings.tsa_trust())
+        report = verify_evidence(store, settings.tsa_trust(), _checkpoint_policy(config))
     finally:
         store.close()
     if report.ok:
         print(f"evidence OK: {report.entries} entries, chain head seq {report.head_seq} "
               f"{report.head_hash or '-'}; {report.files_checked} files intact, "
               f"{report.files_purged} purged as recorded; {report.timestamps} time-stamp(s)"
-              + (f", latest: {report.last_timestamp}" if report.last_timestamp else ""))
+              + (f", latest: {report.last_timestamp}" if report.last_timestamp else "")
+              + f"; {report.checkpoint or 'no checkpoint yet'}")
         return EXIT_OK
     problems = report.sorted_problems()
     print(f"evidence BROKEN: first broken link: {problems[0]}", file=sys.stderr)
@@ -98,6 +107,28 @@ def cmd_timestamp(args) -> int:
     return EXIT_OK
 
 
+def cmd_checkpoint(args) -> int:
+    from gateway.evidence.checkpoint import (MANUAL, CheckpointError, Signer, checkpoint_dir,
+                                             certificates_from_config, write_checkpoint)
+    from crypto.keys import KeyFileError
+    config, _settings, store = _open(args)
+    directory = checkpoint_dir(config.state_dir)
+    try:
+        key, cert = config.signing.load()
+        done = write_checkpoint(store, directory, Signer(config.party_id, key, cert),
+                                certificates_from_config(config), MANUAL)
+    except (CheckpointError, KeyFileError, OSError) as exc:
+        return _fail("checkpoint", exc)
+    finally:
+        store.close()
+    if done is None:
+        print(f"nothing to checkpoint: the chain is empty or its head is already the newest checkpoint's "
+              f"(in {directory})")
+    else:
+        print(f"wrote checkpoint {done.number} of chain head seq {done.seq} {done.entry_hash} to {done.path}")
+    return EXIT_OK
+
+
 def cmd_purge(args) -> int:
     from gateway.evidence.purge import purge
     _config, settings, store = _open(args)
@@ -122,7 +153,7 @@ def cmd_purge(args) -> int:
 
 def register_evidence(sub, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
     """Add ``swgw evidence ...`` to the main parser's subcommands."""
-    evidence = sub.add_parser("evidence", help="non-repudiation evidence: verify, export, time-stamp, purge")
+    evidence = sub.add_parser("evidence", help="non-repudiation evidence: verify, export, time-stamp, purge, checkpoint")
     ev = evidence.add_subparsers(dest="evidence_command", required=True)
     p = with_config(ev.add_parser("verify", help="check the hash chain, the stored files and the rows they witness"))
     p.add_argument("--max-problems", type=int, default=20, help="how many problems to list (default 20)")
@@ -141,3 +172,6 @@ def register_evidence(sub, with_config: Callable[[argparse.ArgumentParser], argp
     p.add_argument("--older-than", type=float, metavar="DAYS", help="default: [evidence] retention_days")
     p.add_argument("--dry-run", action="store_true", help="only say what would be purged")
     p.set_defaults(func=cmd_purge)
+    p = with_config(ev.add_parser("checkpoint", help="sign the chain head into <state_dir>/evidence-checkpoints"
+                                  " now (the daemon does so every checkpoint_interval)"))
+    p.set_defaults(func=cmd_checkpoint)

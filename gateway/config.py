@@ -5,14 +5,16 @@ every problem with its file and key, so a daemon never starts half-configured.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 
 from crypto import (AlgorithmNotAllowed, check_decryption_key, check_signing_key, same_key, suite)
 from crypto.keys import KeyFileError, load_certificate, load_certificates, load_private_key
-from partners.configfile import Problems, Section, load_or_collect
+from gateway.transport.connections import ConnectionLimits
+from partners.configfile import MISSING_PATH, Problems, Section, load_or_collect, path_problem
 from partners.documents import DOCUMENT_TYPES, is_known
 from partners.pmode import UNREGISTERED_PARTY_TYPE
 
@@ -28,7 +30,8 @@ class ListenConfig:
     other limits are checked by the inbound pipeline before the step they protect and are
     answered with a signed ebMS error (too many MIME parts: EBMS:0004; payloads inflating
     past ``max_decompressed_bytes``: EBMS:0303; SOAP envelope nested deeper than
-    ``max_xml_depth``: EBMS:0009)."""
+    ``max_xml_depth``: EBMS:0009). ``connections`` bounds slow and numerous clients (header,
+    idle and body timeouts; connection caps in total and per client address)."""
     host: str
     port: int
     tls: bool
@@ -39,6 +42,7 @@ class ListenConfig:
     max_parts: int = 100
     max_decompressed_bytes: int = 100 * MiB
     max_xml_depth: int = 256
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class NswApiListenConfig:
     token_file: Path | None
     tokens: tuple[str, ...]
     max_document_bytes: int
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,9 @@ class EvidenceConfig:
     seconds (only when entries were appended since the last time-stamp, so an idle gateway
     does not pay the TSA for nothing); with ``retention_days`` set it purges the stored
     bytes of settled messages older than that every ``purge_interval`` seconds. An interval
-    of 0 leaves the job to the operator (``swgw evidence timestamp|purge``)."""
+    of 0 leaves the job to the operator (``swgw evidence timestamp|purge``). Every
+    ``checkpoint_interval`` seconds (when the chain advanced) and at stop the daemon writes a
+    signed chain-head checkpoint outside the database (``gateway.evidence.checkpoint``)."""
     tsa_url: str | None = None
     tsa_certs: tuple[Path, ...] = ()        # trust anchors for the TSA's signing certificate
     ca_certs: tuple[Path, ...] = ()         # CA certificates put in exported bundles
@@ -113,6 +120,7 @@ class EvidenceConfig:
     timestamp_interval: float = 3600.0
     retention_days: float | None = None
     purge_interval: float = 86400.0
+    checkpoint_interval: float = 60.0
 
     @property
     def scheduled_timestamps(self) -> bool:
@@ -232,7 +240,8 @@ def _database_url(section: Section | None, state_dir: Path) -> str:
     url = section.str("url", default)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # Relative SQLite paths are relative to the config file, like every other path here.
-        url = f"sqlite:///{(section.file.parent / url[len('sqlite:///'):]).resolve()}"
+        path = section.resolve("url", url[len("sqlite:///"):])
+        url = f"sqlite:///{path}" if path is not None else default
     section.reject_unknown()
     return url
 
@@ -242,16 +251,43 @@ def _read_tokens(section: Section, path: Path | None) -> tuple[str, ...]:
     not be readable by group or others."""
     if path is None or not path.exists():
         return ()
+    if not path.is_file():
+        section.error("token_file", f"{path} is not a file; expected a file with one token per line")
+        return ()
     if path.stat().st_mode & 0o077:
         section.error("token_file", f"{path} is readable by group or others; run `chmod 600 {path}`")
         return ()
-    tokens = tuple(line.strip() for line in path.read_text("utf-8").splitlines()
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        section.error("token_file", f"{path} cannot be read ({reason}); write one token per line, UTF-8")
+        return ()
+    tokens = tuple(line.strip() for line in text.splitlines()
                    if line.strip() and not line.strip().startswith("#"))
     if not tokens:
         section.error("token_file", f"{path} holds no token (one token per line)")
     elif any(len(t) < 16 for t in tokens):
         section.error("token_file", f"{path}: every token must be at least 16 characters")
     return tokens
+
+
+def _connection_limits(section: Section) -> ConnectionLimits:
+    """The slow-client keys shared by ``[listen]`` and ``[nsw.api]``; defaults from ConnectionLimits."""
+    d = ConnectionLimits()
+    limits = ConnectionLimits(
+        header_timeout=section.float("header_timeout", d.header_timeout, minimum=1.0),
+        idle_timeout=section.float("idle_timeout", d.idle_timeout, minimum=1.0),
+        body_timeout=section.float("body_timeout", d.body_timeout, minimum=1.0),
+        body_min_rate=section.int("body_min_rate", d.body_min_rate, minimum=0),
+        max_connections=section.int("max_connections", d.max_connections, minimum=1),
+        max_connections_per_client=section.int("max_connections_per_client", d.max_connections_per_client,
+                                               minimum=1))
+    total, per_client = limits.max_connections, limits.max_connections_per_client
+    if isinstance(total, int) and isinstance(per_client, int) and per_client > total:
+        section.error("max_connections_per_client", f"{per_client} is more than max_connections ({total}); "
+                      "lower it or raise max_connections")
+    return limits
 
 
 def _nsw_api(section: Section | None) -> NswApiListenConfig | None:
@@ -268,10 +304,12 @@ def _nsw_api(section: Section | None) -> NswApiListenConfig | None:
         section.error("token_file", "the NSW API needs authentication: set token_file (bearer tokens) "
                       "and/or tls = true with client_ca (mutual TLS)")
     api = NswApiListenConfig(
-        host=section.str("host", "127.0.0.1"), port=section.int("port", 8444, minimum=0), tls=bool(tls),
+        host=section.str("host", "127.0.0.1"), port=section.int("port", 8444, minimum=0, maximum=65535),
+        tls=bool(tls),
         cert=cert, key=key, client_ca=client_ca, token_file=token_file,
         tokens=_read_tokens(section, token_file),
-        max_document_bytes=section.int("max_document_bytes", 50 * 1024 * 1024, minimum=1024))
+        max_document_bytes=section.int("max_document_bytes", 50 * 1024 * 1024, minimum=1024),
+        connections=_connection_limits(section))
     if tls and key is not None and key.exists():
         try:
             load_private_key(key)
@@ -287,8 +325,11 @@ OLD_EVIDENCE_FILE = "evidence.toml"
 
 def _certificate_files(section: Section, key: str) -> tuple[Path, ...]:
     names = section.str_list(key, [])
-    paths = tuple((section.file.parent / n).resolve() for n in names or ())
+    paths = tuple(p for n in names or () if (p := section.resolve(key, n)) is not None)
     for path in paths:
+        if path_problem(path) not in (None, MISSING_PATH):
+            section.error(key, path_problem(path))
+            continue
         if not path.is_file():
             section.error(key, f"file {path} does not exist")
             continue
@@ -319,7 +360,8 @@ def _evidence(section: Section | None, file: Path) -> EvidenceConfig:
         ca_certs=_certificate_files(section, "ca_certs"),
         tsa_timeout=section.float("tsa_timeout", 30.0, minimum=0.1),
         timestamp_interval=section.float("timestamp_interval", 3600.0, minimum=0),
-        retention_days=retention, purge_interval=section.float("purge_interval", 86400.0, minimum=0))
+        retention_days=retention, purge_interval=section.float("purge_interval", 86400.0, minimum=0),
+        checkpoint_interval=section.float("checkpoint_interval", 60.0, minimum=1))
     section.reject_unknown()
     return evidence
 
@@ -353,7 +395,10 @@ def _document_signers(section: Section | None) -> tuple[DocumentSignerConfig, ..
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     """Load and validate ``gateway.toml``; raise ConfigError listing all problems."""
-    file = Path(path).resolve()
+    try:
+        file = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):     # a symlink loop, a NUL: Section.load says so
+        file = Path(os.path.abspath(path))
 
     def load(problems: Problems) -> GatewayConfig | None:
         root = Section.load(file, problems)
@@ -373,7 +418,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         if ls:
             tls = ls.bool("tls", True)
             listen = ListenConfig(
-                host=ls.str("host", "127.0.0.1"), port=ls.int("port", 8443, minimum=0),
+                host=ls.str("host", "127.0.0.1"), port=ls.int("port", 8443, minimum=0, maximum=65535),
                 tls=tls,
                 cert=ls.path_("cert") if tls else ls.path_("cert", None),
                 key=ls.path_("key") if tls else ls.path_("key", None),
@@ -381,7 +426,8 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
                 max_message_bytes=ls.int("max_message_bytes", 100 * MiB, minimum=1024),
                 max_parts=ls.int("max_parts", 100, minimum=1),
                 max_decompressed_bytes=ls.int("max_decompressed_bytes", 100 * MiB, minimum=1024),
-                max_xml_depth=ls.int("max_xml_depth", 256, minimum=16))
+                max_xml_depth=ls.int("max_xml_depth", 256, minimum=16),
+                connections=_connection_limits(ls))
             if tls and listen.key is not None and listen.key.exists():
                 try:
                     load_private_key(listen.key)

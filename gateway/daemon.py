@@ -6,16 +6,16 @@ listener stops taking messages first, then in-flight sends finish, then the stor
 from __future__ import annotations
 
 import time
+from typing import Mapping
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import endpoints
 from twisted.logger import Logger
 
 from partners.documents import compile_all_schemas
 from gateway.config import GatewayConfig, NswApiListenConfig
 from gateway.documents import DocumentSigners
-from gateway.evidence.scheduler import evidence_services
+from gateway.evidence.scheduler import evidence_services, with_checkpoints
 from gateway.connectors.folder import FolderConnector
 from gateway.identity import LocalIdentity, suite_key_problems
 from gateway.inbound import InboundLimits, InboundPipeline
@@ -24,6 +24,8 @@ from gateway.outbound import OutboundPipeline, Submission, SubmissionRejected
 from gateway.outbox import OutboxPoller
 from gateway.sender import Sender
 from gateway.store.store import MessageStore
+from gateway.transport.activation import AS4, NSW_API, server_endpoint
+from gateway.transport.connections import protect
 from gateway.transport.server import make_site
 from gateway.reload import ReloadStatus, write_status
 from gateway.transport.tls import server_options
@@ -111,43 +113,48 @@ class _StoreService(service.Service):
         return super().stopService()
 
 
-def build_service(gateway: Gateway, reactor=None) -> service.MultiService:
+def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | None = None) -> service.MultiService:
+    """The service tree. ``sockets`` are listening sockets handed over by an in-process caller
+    (name -> fd); a listener without one takes the socket of its name that the service
+    manager passed (systemd socket activation), else binds its configured port itself
+    (gateway/transport/activation.py)."""
     from twisted.internet import reactor as default_reactor
     reactor = reactor or default_reactor
+    sockets = sockets or {}
     config = gateway.config
     top = service.MultiService()
     _StoreService(gateway.store).setServiceParent(top)
     listen = config.listen
-    site = make_site(gateway.inbound.process, listen.max_message_bytes)
-    if listen.tls:
-        endpoint = endpoints.SSL4ServerEndpoint(
-            reactor, listen.port, server_options(listen.cert, listen.key, listen.client_ca),
-            interface=listen.host)
-    else:
+    site = protect(make_site(gateway.inbound.process, listen.max_message_bytes), listen.connections, reactor)
+    if not listen.tls:
         log.warn("AS4 listener on {host}:{port} is PLAIN HTTP: only safe behind a TLS-terminating "
                  "reverse proxy", host=listen.host, port=listen.port)
-        endpoint = endpoints.TCP4ServerEndpoint(reactor, listen.port, interface=listen.host)
+    endpoint = _endpoint(reactor, AS4, listen.host, listen.port, listen.tls, listen.cert, listen.key,
+                         listen.client_ca, sockets)
     listener = StreamServerEndpointService(endpoint, site)
+    listener._raiseSynchronously = True     # a port that cannot be bound fails startService, not a log line
     listener.setName("as4-listener")
     listener.setServiceParent(top)
     if config.nsw_api is not None:
-        nsw_api_service(gateway, reactor).setServiceParent(top)
+        nsw_api_service(gateway, reactor, sockets).setServiceParent(top)
     Sender(config, gateway.store, gateway.registry, gateway.connector, reactor).setServiceParent(top)
     OutboxPoller(gateway.connector, gateway.outbound, gateway.party_domain,
                  config.folder.poll_interval).setServiceParent(top)
     # Last in, so stopped first: a running time-stamp or purge finishes before the store closes.
     for job in evidence_services(gateway.store, config.evidence):
         job.setServiceParent(top)
-    return top
+    # The root: checkpoints the evidence chain head outside the database every interval, and
+    # once more after everything above has stopped.
+    return with_checkpoints(top, gateway.store, config, gateway.identity, reactor)
 
 
-def _endpoint(reactor, host: str, port: int, tls: bool, cert, key, client_ca):
-    if tls:
-        return endpoints.SSL4ServerEndpoint(reactor, port, server_options(cert, key, client_ca), interface=host)
-    return endpoints.TCP4ServerEndpoint(reactor, port, interface=host)
+def _endpoint(reactor, name: str, host: str, port: int, tls: bool, cert, key, client_ca,
+              sockets: Mapping[str, int]):
+    return server_endpoint(reactor, name=name, host=host, port=port,
+                           tls_options=server_options(cert, key, client_ca) if tls else None, handed=sockets)
 
 
-def nsw_api_service(gateway: Gateway, reactor) -> StreamServerEndpointService:
+def nsw_api_service(gateway: Gateway, reactor, sockets: Mapping[str, int] | None = None) -> StreamServerEndpointService:
     """The NSW HTTP API on its own port: submit through the same outbound pipeline as the
     folder connector, status from the same store, the same inbox folder."""
     api: NswApiListenConfig = gateway.config.nsw_api
@@ -160,10 +167,13 @@ def nsw_api_service(gateway: Gateway, reactor) -> StreamServerEndpointService:
                              inbox_dir=gateway.config.folder.inbox,
                              config=NswApiConfig(tokens=api.tokens, max_document_bytes=api.max_document_bytes),
                              rejections={SubmissionRejected: 400})
+    site = protect(site, api.connections, reactor)
     if not api.tls:
         log.warn("NSW API on {host}:{port} is PLAIN HTTP (bearer tokens in clear): keep it on a trusted "
                  "network or set tls = true", host=api.host, port=api.port)
     listener = StreamServerEndpointService(
-        _endpoint(reactor, api.host, api.port, api.tls, api.cert, api.key, api.client_ca), site)
+        _endpoint(reactor, NSW_API, api.host, api.port, api.tls, api.cert, api.key, api.client_ca, sockets or {}),
+        site)
+    listener._raiseSynchronously = True
     listener.setName("nsw-api-listener")
     return listener

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from gateway import as4
 from gateway.config import DocumentSignerConfig
 from gateway.store.store import StepEvent
+from partners import xmldoc
 from partners.docsig import SignatureCheck, sign_document, verify_document
 from partners.documents import DOCUMENT_TYPES, DocumentInvalid, is_known, validate_document
 from partners.mapping import MappingError
@@ -80,6 +80,14 @@ def _invalid(exc: DocumentInvalid) -> InvalidDocument:
     return InvalidDocument(f"invalid {exc}", element=exc.element, line=exc.line)
 
 
+def _refused(exc: xmldoc.DocumentXmlRefused) -> InvalidDocument:
+    """The hardened document parser's refusal (a DTD, not well-formed) as the stage's error."""
+    where = f" (line {exc.line})" if exc.line else ""
+    if isinstance(exc, xmldoc.DocumentHasDtd):
+        return InvalidDocument(f"document refused{where}: {exc}", line=exc.line)
+    return InvalidDocument(f"document is {exc}", line=exc.line)
+
+
 def _mapping_failed(exc: MappingError) -> MappingFailed:
     field = exc.xpath
     text = str(exc)
@@ -98,9 +106,9 @@ def prepare_outbound(partner: Partner, pmode: PMode, document_type: str, documen
     if not is_known(document_type):
         if "xml" in pmode.mime_type:
             try:
-                as4.parse_xml(document, large_text=True)
-            except as4.XmlRejected as exc:
-                raise InvalidDocument(f"document is not well-formed XML: {exc}") from None
+                xmldoc.parse(document)
+            except xmldoc.DocumentXmlRefused as exc:
+                raise _refused(exc) from None
         return OutboundDocument(document, (
             StepEvent("validate", "ok", f"{len(document)} bytes, well-formed {pmode.mime_type} "
                       f"(no canonical schema for {document_type!r})"),
@@ -116,7 +124,12 @@ def prepare_outbound(partner: Partner, pmode: PMode, document_type: str, documen
     if authority is not None:
         key, cert = authority
         xades = pmode.document_signature == "xades"
-        data = sign_document(data, key, cert, xades=xades)
+        try:
+            data = sign_document(data, key, cert, xades=xades)
+        except xmldoc.DocumentXmlRefused as exc:
+            # Validation refused DTDs in the NSW's document and the mapping refuses them in its
+            # output, so only a stylesheet emitting raw markup gets here.
+            raise MappingFailed(f"mapping failed: the mapped document cannot be signed: {exc}") from None
         events.append(StepEvent("docsig", "signed", f"{'XAdES-BES' if xades else 'enveloped XML-DSig'} "
                                 f"signature of issuing authority {cert.subject.rfc4514_string()}"))
     return OutboundDocument(data, tuple(events))
@@ -148,7 +161,10 @@ def accept_inbound(partner: Partner, pmode: PMode, document_type: str, data: byt
             StepEvent("validate", "skipped", f"no canonical schema for {document_type!r}; delivered as received"),))
     # The signature covers the bytes as the partner received them from the issuer: check it
     # before mapping changes them.
-    check = verify_document(data, partner.issuing_authorities, xades=pmode.document_signature == "xades")
+    try:
+        check = verify_document(data, partner.issuing_authorities, xades=pmode.document_signature == "xades")
+    except xmldoc.DocumentHasDtd as exc:
+        raise _refused(exc) from None
     events = [StepEvent("docsig", check.status, check.summary())]
     canonical = _map(partner, document_type, "in", data, events)
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import uuid
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -69,6 +70,13 @@ class _Answering:
     partner's PMode suite once the sender is known (its software verifies our signals with
     it), our 1.15 keys before that."""
     suite: str = BASE_SUITE
+    #: The MessageId once the header is parsed, for RefToMessageInError.
+    message_id: str | None = None
+    #: Set when processing reaches the store (duplicate check onwards). Before that every
+    #: step only checks the message (pure code over the received bytes), so an unexpected
+    #: failure is a bug that the same input hits on every resend; after it, a failure may be
+    #: the database or the disk, which a resend later gets past.
+    reached_store: bool = False
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,27 @@ class InboundPipeline:
             log.warn("inbound message rejected: {code} {detail}", code=exc.error.error_code,
                      detail=exc.error.description, message_id=exc.error.ref_to_message_id)
             return self._error_response(exc.error, answering.suite)
+        except Exception:
+            if answering.reached_store:
+                # Database, disk, NSW inbox: the listener answers HTTP 500 and the partner's
+                # retries carry the message past the outage (delivery is idempotent).
+                raise
+            return self._internal_error(answering)
+
+    def _internal_error(self, answering: _Answering) -> Response:
+        """The last line of defence while the message is only being checked: a bug of ours on
+        this input. A 500 would make the partner resend the same bytes into the same bug until
+        its retries run out; a signed EBMS:0004 is a definitive answer, and the incident id
+        ties the partner's report to the traceback in our log. Nothing was stored."""
+        incident = uuid.uuid4().hex[:12]
+        log.failure("inbound pipeline failed while checking message {message_id} (incident {incident}); "
+                    "answered EBMS:0004", message_id=answering.message_id, incident=incident)
+        error = as4.make_error(
+            "EBMS:0004", f"the message could not be checked because of an internal error of "
+            f"{self.identity.party_id} (incident {incident}); it was not accepted, and resending it "
+            f"unchanged will fail the same way: ask the operator of {self.identity.party_id} about "
+            f"incident {incident}", answering.message_id, severity="failure")
+        return self._error_response(error, answering.suite)
 
     def _parse(self, content_type: str, body: bytes) -> tuple[etree._Element, as4.ParsedEnvelope, list[as4.MimePart]]:
         soap, mime_parts = as4.decode_message(content_type, body, max_parts=self.limits.max_parts)
@@ -401,7 +430,7 @@ class InboundPipeline:
         envelope, parsed, mime_parts = self._parse(content_type, body)
         um = parsed.user_message
         assert um is not None
-        mid = um.message_id
+        mid = answering.message_id = um.message_id
         partner = self._sender(um)
         if partner.pmodes:
             answering.suite = partner.pmodes[0].security.suite
@@ -445,6 +474,7 @@ class InboundPipeline:
                      message_id=mid, partner=partner.id)
             return Response(200, SOAP_CONTENT_TYPE, receipt_bytes)
         assert pmode is not None
+        answering.reached_store = True
         # Duplicate check only after verification: a tampered copy of a delivered message must
         # get an error, not the original's receipt.
         previous = self._previous_answer(partner.id, mid, payloads)

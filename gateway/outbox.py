@@ -5,7 +5,7 @@ import datetime as dt
 
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.application.internet import TimerService
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from gateway import as4
@@ -41,6 +41,7 @@ def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_d
         except (OSError, SQLAlchemyError) as exc:
             # The store is full, read-only or unreachable: nothing was queued (files are
             # written before the one DB transaction), the claim stays and is retried next poll.
+            # (An outbox entry that cannot be read is an OutboxError above, never this.)
             log.error("cannot queue outbox document {name}: the store is not writable ({error}); "
                       "it stays in the outbox and is retried: free disk space or fix the store",
                       name=name, error=str(exc).splitlines()[0])
@@ -59,12 +60,19 @@ def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_d
 
 
 class OutboxPoller(TimerService):
+    """Drains the outbox every ``interval`` seconds on a worker thread. ``clock`` and
+    ``run_blocking`` are the reactor and ``deferToThread`` unless a test drives the polls on a
+    ``task.Clock`` with a synchronous runner."""
+
     def __init__(self, connector: FolderConnector, pipeline: OutboundPipeline, party_domain: str,
-                 interval: float):
+                 interval: float, *, clock=None, run_blocking=None):
         super().__init__(interval, self._poll)
         self.connector, self.pipeline, self.party_domain = connector, pipeline, party_domain
+        self._run_blocking = run_blocking or threads.deferToThread
+        if clock is not None:
+            self.clock = clock
 
     def _poll(self):
-        d = threads.deferToThread(drain_outbox, self.connector, self.pipeline, self.party_domain)
+        d = defer.maybeDeferred(self._run_blocking, drain_outbox, self.connector, self.pipeline, self.party_domain)
         d.addErrback(lambda f: log.failure("outbox poll failed", f))
         return d

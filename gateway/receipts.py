@@ -56,6 +56,13 @@ def judge_response(job: OutboundJob, partner: Partner, status: int, content_type
                        "it on a retry: split the document or agree a larger limit with the partner")
     if not body.strip():
         return Verdict(RETRY, f"HTTP {status} from partner with no ebMS answer")
+    if not (content_type or "").strip():
+        # Not the inbound parser's "request has no Content-Type": here it is the partner's answer.
+        return Verdict(RETRY, f"HTTP {status}: the partner's HTTP response has no Content-Type header, so it "
+                       "cannot be an ebMS signal (AS4 answers are application/soap+xml or multipart/related); "
+                       f"something other than the partner's AS4 service likely answered at {partner.endpoint} "
+                       "(a proxy, load balancer or web server): check that endpoint with the partner "
+                       f"({partner.folder / 'partner.toml'} [partner.endpoint])")
     try:
         soap, _parts = as4.decode_message(content_type, body)
         envelope = as4.parse_xml(soap)

@@ -19,7 +19,8 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseNeverReceived
 from gateway import as4
 from gateway.config import GatewayConfig
 from gateway.connectors.folder import FolderConnector
-from gateway.receipts import DELIVERED, FAILED, INVALID_RECEIPT, MISSING_RECEIPT, RETRY, Verdict, judge_response
+from gateway.receipts import DELIVERED, FAILED, RETRY, Verdict, judge_response
+from gateway.retry_policy import JITTER, decide_retry
 from gateway.store.store import MessageStore, OutboundJob, StepEvent, utcnow
 from gateway.transport.tls import PartnerTLSPolicy, private_certificate
 from partners.registry import Partner, PartnerRegistry
@@ -31,13 +32,17 @@ class Sender(Service):
     name = "sender"
 
     def __init__(self, config: GatewayConfig, store: MessageStore, registry: Callable[[], PartnerRegistry],
-                 connector: FolderConnector, reactor=None):
+                 connector: FolderConnector, reactor=None, run_blocking=None):
+        """``reactor`` also serves as the clock of the poll loop; ``run_blocking`` runs the store
+        work off the reactor (``deferToThread``), or synchronously where a test drives the
+        sender on a ``task.Clock``."""
         from twisted.internet import reactor as default_reactor
         self.config = config
         self.store = store
         self.registry = registry
         self.connector = connector
         self.reactor = reactor or default_reactor
+        self._run_blocking = run_blocking or threads.deferToThread
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
         self.pool.maxPersistentPerHost = config.sender.concurrency
         self._client_cert = (private_certificate(config.tls_client.key_path, config.tls_client.cert_path)
@@ -48,6 +53,10 @@ class Sender(Service):
         self._ticking = False
         self._tick_again = False
         self._claim_done: defer.Deferred | None = None
+
+    def _now(self) -> dt.datetime:
+        """The time by the sender's clock (the reactor's: the wall clock, or a test's task.Clock)."""
+        return dt.datetime.fromtimestamp(self.reactor.seconds(), dt.timezone.utc)
 
     def _agent(self, partner: Partner) -> Agent:
         cached = self._agents.get(partner.id)
@@ -108,7 +117,7 @@ class Sender(Service):
         # (then for the sends), so a SIGTERM mid-claim never leaves rows 'sending'.
         self._claim_done = claim_done = defer.Deferred()
         try:
-            jobs = yield threads.deferToThread(self.store.claim_due, free)
+            jobs = yield self._run_blocking(self.store.claim_due, free, self._now())
         except Exception:
             log.failure("could not read the outbound queue")
             return
@@ -134,10 +143,10 @@ class Sender(Service):
     def send(self, job: OutboundJob):
         partner = self.registry().get(job.partner_id)
         if partner is None:
-            yield threads.deferToThread(self._apply, job, Verdict(FAILED, f"partner {job.partner_id!r} is no "
+            yield self._run_blocking(self._apply, job, Verdict(FAILED, f"partner {job.partner_id!r} is no "
                                                                   "longer configured"), None, None)
             return
-        started = utcnow()
+        started = self._now()
         try:
             response = yield treq.post(partner.endpoint.encode(), data=job.body,
                                        headers={b"Content-Type": [job.content_type.encode("latin-1")],
@@ -153,13 +162,13 @@ class Sender(Service):
                                for r in reason)
             if any(isinstance(getattr(r, "value", r), defer.CancelledError) for r in reason):
                 detail = f"no answer within {self.config.sender.timeout:g}s (timeout)"
-            yield threads.deferToThread(self._apply, job, Verdict(RETRY, f"POST {partner.endpoint} failed: "
+            yield self._run_blocking(self._apply, job, Verdict(RETRY, f"POST {partner.endpoint} failed: "
                                                                   f"{detail}"), None, None, transmitted)
             return
         content_type = (response.headers.getRawHeaders(b"content-type") or [b""])[0].decode("latin-1")
-        elapsed = (utcnow() - started).total_seconds()
+        elapsed = (self._now() - started).total_seconds()
         try:
-            yield threads.deferToThread(self._judge_and_apply, job, partner, response.code, content_type,
+            yield self._run_blocking(self._judge_and_apply, job, partner, response.code, content_type,
                                         body, elapsed)
         except Exception:
             log.failure("could not record the outcome of {message_id}", message_id=job.message_id)
@@ -184,28 +193,24 @@ class Sender(Service):
         pmode = next((p for p in partner.pmodes if p.id == job.pmode_id), None) if partner else None
         events = [attempt] if not http else [attempt, StepEvent("answer", "rejected" if verdict.outcome == FAILED
                                                                 else "invalid", verdict.detail)]
-        now = utcnow()
+        now = self._now()
         if verdict.outcome == FAILED or pmode is None:
             detail = verdict.detail if pmode or verdict.outcome == FAILED else \
                 f"PMode {job.pmode_id} is no longer configured for {job.partner_id}; last error: {verdict.detail}"
             if self.store.mark_failed(job.pk, detail, [*events, StepEvent("failed", "final", detail)]):
                 self._report(job, "failed", detail, verdict.error_code)
             return
-        retry = pmode.retry
-        used = job.attempts - job.retry_base
-        age = (now - (job.retry_since or job.created_at)).total_seconds()
-        if used >= retry.max_attempts or age >= retry.max_age:
-            # Reception awareness gave up: AS4 §3.2 reports EBMS:0301 MissingReceipt to the
-            # producer, or EBMS:0302 InvalidReceipt when the last answer was a bad receipt.
-            code = INVALID_RECEIPT if verdict.error_code == INVALID_RECEIPT else MISSING_RECEIPT
-            why = (f"{code} gave up after {used} attempt(s) over {age:.0f}s "
-                   f"(PMode {pmode.id}: max_attempts {retry.max_attempts}, max_age {retry.max_age:.0f}s); "
-                   f"last error: {verdict.detail}")
-            if self.store.mark_failed(job.pk, why, [*events, StepEvent("failed", "final", why)]):
-                self._report(job, "failed", why, code)
+        # Reception awareness: another attempt, or give up with EBMS:0301 MissingReceipt
+        # (EBMS:0302 InvalidReceipt when the last answer was a bad receipt), AS4 §3.2.
+        decision = decide_retry(policy=pmode.retry, pmode_id=pmode.id, attempts=job.attempts,
+                                retry_base=job.retry_base, since=job.retry_since or job.created_at, now=now,
+                                last_error=verdict.detail, last_error_code=verdict.error_code,
+                                jitter=random.uniform(*JITTER))
+        if decision.gives_up:
+            if self.store.mark_failed(job.pk, decision.detail, [*events, StepEvent("failed", "final", decision.detail)]):
+                self._report(job, "failed", decision.detail, decision.error_code)
             return
-        delay = retry.delay_after(used) * random.uniform(0.8, 1.2)   # jitter spreads retries
-        when = now + dt.timedelta(seconds=delay)
+        when = decision.next_attempt_at
         self.store.mark_retry(job.pk, verdict.detail, when,
                               [*events, StepEvent("retry", "scheduled",
                                                   f"attempt {job.attempts + 1} at {as4.format_timestamp(when)}")],

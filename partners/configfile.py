@@ -6,6 +6,10 @@ failing on the first one.
 """
 from __future__ import annotations
 
+import errno
+import math
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,16 +49,24 @@ class Section:
 
     @classmethod
     def load(cls, file: Path, problems: Problems) -> "Section | None":
+        """The file's top-level table, or None with the reason among ``problems``: whatever
+        is at ``file`` (a directory, a symlink loop, undecodable bytes, TOML nested past the
+        parser's recursion limit or with numbers too long to convert) is a problem, never a
+        traceback."""
+        data = None
         try:
-            with open(file, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            problems.add(str(file), "file does not exist")
-            return None
+            data = tomllib.loads(read_config_text(file))
+        except ConfigFileUnreadable as exc:
+            problems.add(str(file), str(exc))
         except tomllib.TOMLDecodeError as exc:
             problems.add(str(file), f"not valid TOML: {exc}")
-            return None
-        return cls(data, file, "", problems)
+        except RecursionError:
+            problems.add(str(file), "not usable TOML: arrays or inline tables are nested too deeply "
+                         "(more than a few hundred levels); flatten them")
+        except ValueError as exc:       # e.g. an integer of more than 4300 digits
+            problems.add(str(file), f"not usable TOML: {exc.args[0].split(';')[0] if exc.args else exc}; "
+                         "write numbers with fewer digits")
+        return None if data is None else cls(data, file, "", problems)
 
     def _key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -81,16 +93,27 @@ class Section:
     def bool(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, bool, "true or false", default)
 
-    def int(self, key: str, default: Any = _MISSING, *, minimum: int | None = None) -> Any:
+    def int(self, key: str, default: Any = _MISSING, *, minimum: int | None = None,
+            maximum: int | None = None) -> Any:
         value = self._get(key, int, "an integer", default)
         if value is not None and minimum is not None and value < minimum:
             self.error(key, f"must be at least {minimum}, got {value}")
+        if value is not None and maximum is not None and value > maximum:
+            self.error(key, f"must be at most {maximum}, got {value}")
         return value
 
     def float(self, key: str, default: Any = _MISSING, *, minimum: float | None = None) -> Any:
         value = self._get(key, (int, float), "a number", default)
         if value is not None and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:       # an integer beyond the float range
+                self.error(key, f"{value} is too large; expected a number of seconds, days, ...")
+                return None if default is _MISSING else default
+            if not math.isfinite(value):
+                # TOML has nan and inf; no interval, timeout or factor here means either.
+                self.error(key, f"expected a finite number, got {value}")
+                return None if default is _MISSING else default
             if minimum is not None and value < minimum:
                 self.error(key, f"must be at least {minimum}, got {value}")
         return value
@@ -103,14 +126,42 @@ class Section:
         return value
 
     def path_(self, key: str, default: Any = _MISSING, *, must_exist: bool = True) -> Path | None:
-        """A file path, resolved against the folder of the config file."""
+        """A file path, resolved against the folder of the config file.
+
+        None (and a problem) when the value cannot name a usable path at all: a NUL
+        character, a symlink loop, a name too long for the operating system. So callers
+        can call ``exists()``, ``open()`` and friends on what they get without a traceback.
+        """
         value = self.str(key, default)
         if value is None:
             return None
-        path = (self.file.parent / value).resolve()
-        if must_exist and not path.exists():
-            self.error(key, f"file {path} does not exist")
+        path = self.resolve(key, value)
+        if path is None:
+            return None
+        problem = path_problem(path)
+        if problem == MISSING_PATH:
+            if must_exist:
+                self.error(key, f"file {path} does not exist")
+        elif problem is not None:
+            self.error(key, problem)
+            return None
         return path
+
+    def resolve(self, key: str, value: str) -> Path | None:
+        """``value`` resolved against the folder of the config file; None (and a problem
+        naming the key) when it cannot be."""
+        if "\x00" in value:
+            self.error(key, f"path {value!r} contains a NUL character; remove it")
+            return None
+        try:
+            return (self.file.parent / value).resolve()
+        except RuntimeError:                     # a symlink loop (Python < 3.13 raises this)
+            self.error(key, f"path {value!r} runs into a symlink loop; point it at a real file")
+            return None
+        except OSError as exc:                   # a symlink loop (3.13+), a path the OS refuses
+            self.error(key, f"path {value!r} cannot be resolved ({exc.strerror or exc}); "
+                       "point it at an existing file")
+            return None
 
     def str_list(self, key: str, default: Any = _MISSING) -> list[str] | None:
         value = self._get(key, list, "a list of strings", default)
@@ -148,6 +199,57 @@ class Section:
         for key in self.data:
             if key not in self._used:
                 self.error(key, "unknown key (typo?)")
+
+
+class ConfigFileUnreadable(Exception):
+    """A config file cannot be read as text; the message says why and what to do."""
+
+
+MISSING_PATH = "missing"
+
+
+def path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used, without following the operating system into a
+    traceback: :data:`MISSING_PATH` when nothing is there (yet), a sentence for a path the
+    system refuses to look at (too long, a symlink loop), None when something is there."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return MISSING_PATH
+    except NotADirectoryError:
+        return MISSING_PATH
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path} is a symlink loop; point it at a real file"
+        return f"{path} cannot be used: {exc.strerror or exc}"
+    except ValueError as exc:          # e.g. embedded NUL from a caller that did not check
+        return f"{path!r} is not a usable path: {exc}"
+    return None
+
+
+def read_config_text(file: Path) -> str:
+    """The UTF-8 text of a config file, or :class:`ConfigFileUnreadable` saying why not
+    (missing, a directory, not a regular file, unreadable, not UTF-8). Checked with stat
+    first so that a FIFO or device named as a config file is refused rather than read."""
+    problem = path_problem(file)
+    if problem == MISSING_PATH:
+        raise ConfigFileUnreadable("file does not exist")
+    if problem is not None:
+        raise ConfigFileUnreadable(problem)
+    mode = os.stat(file).st_mode
+    if stat.S_ISDIR(mode):
+        raise ConfigFileUnreadable("is a directory, expected a TOML file")
+    if not stat.S_ISREG(mode):
+        raise ConfigFileUnreadable("is not a regular file, expected a TOML file")
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigFileUnreadable(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileUnreadable(f"not valid TOML: not UTF-8 text (byte {exc.start} is "
+                                   f"{raw[exc.start:exc.start + 1]!r}); save the file as UTF-8") from None
 
 
 def check(section: Section, key: str, ok: bool, message: str) -> None:

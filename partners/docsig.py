@@ -24,6 +24,8 @@ from signxml import (DigestAlgorithm, InvalidInput, InvalidSignature, SignatureC
                      XMLSigner, XMLVerifier)
 from signxml.algorithms import CanonicalizationMethod
 
+from partners import xmldoc
+
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 VALID, INVALID, UNSIGNED = "valid", "invalid", "unsigned"
 ENVELOPED_TRANSFORM = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
@@ -46,18 +48,18 @@ class SignatureCheck:
         return f"document signature INVALID: {self.detail}"
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
-
-
 def _method(key) -> SignatureMethod:
     from cryptography.hazmat.primitives.asymmetric import ec
     return SignatureMethod.ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else SignatureMethod.RSA_SHA256
 
 
 def sign_document(xml_bytes: bytes, key, cert: x509.Certificate, *, xades: bool = False) -> bytes:
-    """Return the document with an enveloped ds:Signature as the last child of its root."""
-    root = etree.fromstring(xml_bytes, _parser())
+    """Return the document with an enveloped ds:Signature as the last child of its root.
+
+    Raises ``xmldoc.DocumentHasDtd`` for a document with a DTD (an issuing authority must not
+    sign content whose meaning depends on entity declarations) and ``xmldoc.DocumentNotWellFormed``.
+    """
+    root = xmldoc.parse(xml_bytes)
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     options = dict(signature_algorithm=_method(key), digest_algorithm=DigestAlgorithm.SHA256,
                    c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0)
@@ -76,11 +78,16 @@ def sign_document(xml_bytes: bytes, key, cert: x509.Certificate, *, xades: bool 
 
 
 def verify_document(xml_bytes: bytes, trusted: Sequence[x509.Certificate], *, xades: bool = False) -> SignatureCheck:
-    """Check the enveloped signature against the trusted issuing-authority certificates."""
+    """Check the enveloped signature against the trusted issuing-authority certificates.
+
+    Raises ``xmldoc.DocumentHasDtd`` for a document with a DTD: that is no verdict on the
+    signature but a refusal of the document itself, whoever signed it (the pipeline answers it
+    like a schema failure). Malformed XML is an ``invalid`` verdict, as before.
+    """
     try:
-        root = etree.fromstring(xml_bytes, _parser())
-    except etree.XMLSyntaxError as exc:
-        return SignatureCheck(INVALID, detail=f"not well-formed XML: {exc}")
+        root = xmldoc.parse(xml_bytes)
+    except xmldoc.DocumentNotWellFormed as exc:
+        return SignatureCheck(INVALID, detail=str(exc))
     signatures = root.findall(f"{{{DS_NS}}}Signature")
     if not signatures:
         return SignatureCheck(UNSIGNED)
@@ -96,11 +103,11 @@ def verify_document(xml_bytes: bytes, trusted: Sequence[x509.Certificate], *, xa
             if xades:
                 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
                 results = XAdESVerifier().verify(
-                    xml_bytes, x509_cert=pem, parser=_parser(),
+                    xml_bytes, x509_cert=pem, parser=xmldoc.parser(),
                     expect_config=XAdESSignatureConfiguration(location="./", expect_references=True))
             else:
                 results = XMLVerifier().verify(
-                    xml_bytes, x509_cert=pem, parser=_parser(),
+                    xml_bytes, x509_cert=pem, parser=xmldoc.parser(),
                     expect_config=SignatureConfiguration(location="./", expect_references=1))
         except (InvalidSignature, InvalidInput) as exc:
             last_error = str(exc) or type(exc).__name__
@@ -116,7 +123,7 @@ def verify_document(xml_bytes: bytes, trusted: Sequence[x509.Certificate], *, xa
 
 def _without_signature(root: etree._Element, signature: etree._Element) -> etree._Element:
     """A copy of the document with its enveloped signature removed (as the enveloped transform does)."""
-    copy = etree.fromstring(etree.tostring(root), _parser())
+    copy = etree.fromstring(etree.tostring(root), xmldoc.parser())   # our own serialisation: no DTD
     sig = copy[root.index(signature)]
     prev = sig.getprevious()
     if sig.tail:

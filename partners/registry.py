@@ -79,6 +79,19 @@ class PartnerRegistry:
         return None
 
 
+def _url_host(url: str, *, port: bool = False) -> str | None:
+    """The host of ``url``, or None when it has none or does not parse (``http://[::1``), or,
+    with ``port``, when its port is not a number from 1 to 65535 (the sender would fail on it
+    at every attempt)."""
+    try:
+        parsed = urlparse(url)
+        if port and parsed.port == 0:
+            return None
+        return parsed.hostname
+    except ValueError:
+        return None
+
+
 def _load_certs(section: Section, key: str, *, required: bool) -> list[x509.Certificate]:
     raw = section.data.get(key)
     paths = [raw] if isinstance(raw, str) else raw
@@ -91,7 +104,9 @@ def _load_certs(section: Section, key: str, *, required: bool) -> list[x509.Cert
         paths = section.str_list(key)
     certs: list[x509.Certificate] = []
     for value in paths or []:
-        path = (section.file.parent / value).resolve()
+        path = section.resolve(key, value)
+        if path is None:
+            continue
         try:
             certs.extend(load_certificates(path))
         except KeyFileError as exc:
@@ -109,12 +124,15 @@ def _load_pki(sec: Section) -> PartnerPki | None:
     crls, urls = [], []
     for value in sources or []:
         if value.startswith(("http://", "https://")):
-            if not urlparse(value).hostname:
+            if not _url_host(value):
                 sec.error("crls", f"{value!r} is not a usable URL")
             urls.append(value)
             continue
+        path = sec.resolve("crls", value)
+        if path is None:
+            continue
         try:
-            crls.append(load_crl((sec.file.parent / value).resolve()))
+            crls.append(load_crl(path))
         except CrlLoadError as exc:
             sec.error("crls", f"{exc} (a PEM or DER CRL file, or an http(s):// URL)")
     if (crls or urls) and not anchors:
@@ -206,9 +224,9 @@ def _load_partner(folder: Path, problems: Problems) -> Partner | None:
         return None
     endpoint = sec.str("endpoint")
     if endpoint is not None:
-        url = urlparse(endpoint)
-        if url.scheme not in ("https", "http") or not url.hostname:
-            sec.error("endpoint", f"expected an https:// (or http:// behind a proxy) URL, got {endpoint!r}")
+        if not endpoint.startswith(("https://", "http://")) or not _url_host(endpoint, port=True):
+            sec.error("endpoint", f"expected an https:// (or http:// behind a proxy) URL with a host (and a "
+                      f"port from 1 to 65535, if any), got {endpoint!r}")
     signing = _load_certs(sec, "signing_certs", required=True)
     if not signing and "signing_certs" in sec.data:
         sec.error("signing_certs", "at least one signing certificate is needed to verify the partner")

@@ -18,13 +18,15 @@ from typing import Callable
 from cryptography import x509
 
 from crypto import CrlCache, CrlLoadError, TrustConfig
+from crypto.tlspolicy import https_context
 
 MAX_CRL_BYTES = 20 * 1024 * 1024
 
 
 def fetch_url(url: str, timeout: float = 10.0) -> bytes:
     """GET a CRL (blocking; callers are worker threads). Bounded in time and size."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:   # noqa: S310 (http/https only, checked at load)
+    with urllib.request.urlopen(url, timeout=timeout,  # noqa: S310 (http/https only, checked at load)
+                                context=https_context()) as response:
         data = response.read(MAX_CRL_BYTES + 1)
     if len(data) > MAX_CRL_BYTES:
         raise ValueError(f"CRL at {url} is larger than {MAX_CRL_BYTES} bytes")

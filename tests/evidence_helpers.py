@@ -7,7 +7,7 @@ from pathlib import Path
 from gateway.daemon import Gateway
 from gateway.outbound import Submission
 from gateway.receipts import DELIVERED, judge_response
-from tests.harness import Node, write_pair
+from tests.harness import Node, swgw, write_pair
 
 
 @dataclass
@@ -39,3 +39,28 @@ class Pair:
 def make_pair(tmp: Path, pki: Path) -> Pair:
     a, b = write_pair(tmp, pki)
     return Pair(a, b, Gateway(a.config()), Gateway(b.config()))
+
+
+def db_path(node: Node) -> str:
+    """The node's SQLite database file, for tests that tamper with it directly."""
+    return str(node.config().state_dir / "gateway.db")
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def evidence_cli(*args: str, node: Node, capsys=None) -> Done:
+    """`swgw evidence ...`: a child process, or in this process through gateway.cli.main when
+    ``capsys`` is given (the same code, without paying for an interpreter start)."""
+    if capsys is None:
+        done = swgw("evidence", *args, "-c", str(node.config_path), check=False)
+        return Done(done.returncode, done.stdout, done.stderr)
+    from gateway.cli import main
+    capsys.readouterr()
+    code = main(["evidence", *args, "-c", str(node.config_path)])
+    out = capsys.readouterr()
+    return Done(code, out.out, out.err)

@@ -15,7 +15,7 @@ from gateway.as4 import (
     pair_payloads,
     parse_content_type,
 )
-from tests.test_as4_envelope import make_user_message
+from tests.as4_helpers import make_user_message
 
 SOAP = b'<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Header/><env:Body/></env:Envelope>'
 

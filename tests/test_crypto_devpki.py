@@ -22,7 +22,7 @@ from crypto import (
 )
 from crypto.devpki import ensure_party, issue_certificate, issue_expired, revoke
 from crypto.keys import KeyFileError, load_certificate, load_private_key
-from tests.test_crypto_fixtures import make_envelope, make_parts, reparse
+from tests.crypto_helpers import make_envelope, make_parts, reparse
 
 
 @pytest.fixture(scope="module")

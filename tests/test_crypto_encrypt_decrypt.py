@@ -20,14 +20,7 @@ from crypto.wssec_decrypt import decrypt_parts
 from crypto.wssec_encrypt import encrypt_parts
 from crypto.wssec_sign import sign_message
 from crypto.wssec_verify import verify_message
-from tests.test_crypto_fixtures import (  # noqa: F401  (fixtures)
-    make_envelope,
-    make_parts,
-    recipient,
-    reparse,
-    signer,
-    stranger,
-)
+from tests.crypto_helpers import make_envelope, make_parts, reparse
 
 NSMAP = {"S12": NS_SOAP12, "wsse": NS_WSSE, "ds": NS_DS, "xenc": NS_XENC, "xenc11": NS_XENC11}
 

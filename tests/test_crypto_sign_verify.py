@@ -24,13 +24,7 @@ from crypto.errors import (
 from crypto.wssec_common import NS_DS, NS_EBMS, NS_SOAP12, NS_WSSE, NS_WSU, Part
 from crypto.wssec_sign import sign_message
 from crypto.wssec_verify import verify_message
-from tests.test_crypto_fixtures import (  # noqa: F401  (fixtures)
-    make_envelope,
-    make_parts,
-    reparse,
-    signer,
-    stranger,
-)
+from tests.crypto_helpers import make_envelope, make_parts, reparse
 
 NSMAP = {"S12": NS_SOAP12, "eb": NS_EBMS, "wsse": NS_WSSE, "wsu": NS_WSU, "ds": NS_DS}
 

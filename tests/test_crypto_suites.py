@@ -38,18 +38,7 @@ from crypto.algorithms import (
     SignatureAlgorithm,
 )
 from crypto.wssec_common import NS_DS, NS_DSIG11, NS_DSIG_MORE, NS_XENC, NS_XENC11
-from tests.test_crypto_fixtures import (  # noqa: F401  (fixtures)
-    ec_recipient,
-    ec_signer,
-    ed_signer,
-    make_envelope,
-    make_identity,
-    make_parts,
-    recipient,
-    reparse,
-    signer,
-    x_recipient,
-)
+from tests.crypto_helpers import make_envelope, make_identity, make_parts, reparse
 
 EDDSA = EDELIVERY_AS4_2_0_EDDSA
 ECDSA = EDELIVERY_AS4_2_0_ECDSA

@@ -33,7 +33,7 @@ from crypto import (
     validate_certificate,
     verify_message,
 )
-from tests.test_crypto_fixtures import make_envelope, make_parts, reparse
+from tests.crypto_helpers import make_envelope, make_parts, reparse
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)

@@ -7,7 +7,7 @@ from crypto.keys import load_certificate, load_private_key
 from partners.docsig import DS_NS, INVALID, UNSIGNED, VALID, sign_document, verify_document
 from partners.documents import sample, validate_document
 from partners.mapping import load_mappings
-from tests.test_mapping import PARTNERS
+from tests.harness import SAMPLE_PARTNERS as PARTNERS
 
 
 @pytest.fixture(scope="module")

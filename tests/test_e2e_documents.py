@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import socket
-import time
 import urllib.error
 import urllib.request
 
@@ -15,7 +14,7 @@ import pytest
 from crypto.devpki import ensure_party
 from gateway.connectors.folder_client import drop_document, inbox_entry, report_for
 from partners.documents import SAMPLES, sample, validate_document
-from tests.harness import ROOT, Daemon, free_port, swgw, wait_for, write_node, write_pair
+from tests.harness import ROOT, Daemon, reserve_port, swgw, wait_for, write_node, write_pair
 
 TOKEN = "nsw-api-token-for-the-tests-0123456789"
 
@@ -60,7 +59,8 @@ def _api_config(node, port: int) -> None:
 
 
 def _call(url: str, method: str = "GET", body: bytes | None = None, token: str | None = TOKEN):
-    request = urllib.request.Request(url, data=body, method=method)
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Content-Type": "application/xml"} if body else {})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -77,7 +77,7 @@ def _listening(port: int) -> bool:
 
 def test_nsw_api_on_the_running_daemon(pair):
     a, b, daemons = pair
-    api_a, api_b = free_port(), free_port()
+    api_a, api_b = reserve_port(), reserve_port()
     _api_config(a, api_a)
     _api_config(b, api_b)
     daemons += [Daemon(a).start(), Daemon(b).start()]
@@ -104,10 +104,10 @@ def test_nsw_api_on_the_running_daemon(pair):
     # A document that fails its schema: 422 naming element and line; nothing recorded.
     bad = (SAMPLES / "invalid" / "manifest-CC315A-schemaInvalid.xml").read_bytes()
     status, body, _ = _call(base_a + "/api/v1/documents?partner=bb-nsw&type=manifest&reference=API-BAD", "POST", bad)
-    assert status == 422 and "line " in json.loads(body)["error"] and "Element '" in json.loads(body)["error"]
+    assert status == 422 and "line " in json.loads(body)["detail"] and "Element '" in json.loads(body)["detail"]
     assert json.loads(_call(base_a + "/api/v1/messages?reference=API-BAD")[1])["messages"] == []
     status, body, _ = _call(base_a + "/api/v1/documents?partner=zz-nsw&type=ephyto", "POST", ephyto)
-    assert status == 400 and "unknown partner 'zz-nsw'" in json.loads(body)["error"]
+    assert status == 400 and "unknown partner 'zz-nsw'" in json.loads(body)["detail"]
 
     # The receiving NSW lists, fetches and acknowledges the document over its own API.
     listing = wait_for(lambda: json.loads(_call(base_b + "/api/v1/inbox")[1])["documents"], what="b's inbox")
@@ -140,7 +140,7 @@ action = "DeliverCertificateOfOrigin"
 def test_new_partner_works_after_reload_without_restart(tmp_path, pki, pair):
     a, b, daemons = pair
     ensure_party(pki, "cc-nsw")
-    c = write_node(tmp_path, pki, "cc-nsw", "aa-nsw", free_port(), a.port)
+    c = write_node(tmp_path, pki, "cc-nsw", "aa-nsw", reserve_port(), a.port)
     # cc speaks Thailand's e-CO dialect (conf/peers/th-nsw holds its side of the mapping).
     c_side = c.home / "partners" / "aa-nsw"
     shutil.copytree(ROOT / "conf" / "peers" / "th-nsw" / "partners" / "ke-nsw" / "mappings", c_side / "mappings")
@@ -197,7 +197,9 @@ def test_new_partner_works_after_reload_without_restart(tmp_path, pki, pair):
     validate_document("eco", (cc.folder.inbox / entry["document"]).read_bytes())
 
     # Plain SIGHUP does the same (here: nothing changed, still both partners).
+    status_file = a.home / "state" / "partners-reload.json"
+    before = json.loads(status_file.read_text())
     os.kill(daemons[0].process.pid, signal.SIGHUP)
-    time.sleep(0.5)
-    assert json.loads((a.home / "state" / "partners-reload.json").read_text())["partners"] == ["bb-nsw", "cc-nsw"]
+    after = wait_for(lambda: (s := json.loads(status_file.read_text())) != before and s, what="the SIGHUP reload")
+    assert after["ok"] and after["partners"] == ["bb-nsw", "cc-nsw"]
     assert daemons[0].process.poll() is None

@@ -29,7 +29,7 @@ from crypto.keys import load_certificate, load_private_key
 from gateway import as4
 from gateway.connectors.folder_client import drop_document, inbox_entry, report_for
 from gateway.outbound import OutboundPipeline, Submission
-from tests.harness import Daemon, add_partner, free_port, swgw, wait_for, write_node
+from tests.harness import Daemon, add_partner, reserve_port, swgw, wait_for, write_node
 
 EDDSA, ECDSA, V115 = "edelivery-as4-2.0-eddsa", "edelivery-as4-2.0-ecdsa", "edelivery-as4-1.15"
 PARTNERS = {"aa-nsw": (EDDSA, True), "bb-nsw": (V115, True), "cc-nsw": (ECDSA, False)}
@@ -68,7 +68,7 @@ def trust_lines(pki) -> str:
 @pytest.fixture(scope="module")
 def national(tmp_path_factory, spki):
     tmp = tmp_path_factory.mktemp("suites-e2e")
-    ports = {name: free_port() for name in ("ke-nsw", *PARTNERS, "dd-nsw")}
+    ports = {name: reserve_port() for name in ("ke-nsw", *PARTNERS, "dd-nsw")}
     ke = write_node(tmp, spki, "ke-nsw", "bb-nsw", ports["ke-nsw"], ports["bb-nsw"])
     nodes = {}
     for name, (suite, encrypt) in PARTNERS.items():
@@ -91,8 +91,7 @@ def national(tmp_path_factory, spki):
 
 
 def _delivered(config, reference: str) -> dict:
-    report = wait_for(lambda: (r := report_for(config.folder.reports, reference)) and r["status"] != "queued" and r,
-                      timeout=40, what=f"report for {reference}")
+    report = wait_for(lambda: (r := report_for(config.folder.reports, reference)) and r["status"] != "queued" and r, what=f"report for {reference}")
     assert report["status"] == "delivered", report
     return report
 
@@ -163,8 +162,7 @@ def test_revoked_tls_client_certificate_is_refused(national):
     cdd = nodes["dd-nsw"].config()
     drop_document(cdd.folder.outbox, "dd.xml", doc("from dd"), partner="ke-nsw", document_type="test-cert",
                   reference="DD-KE")
-    report = wait_for(lambda: (r := report_for(cdd.folder.reports, "DD-KE")) and r["status"] == "failed" and r,
-                      timeout=40, what="dd's failure report")
+    report = wait_for(lambda: (r := report_for(cdd.folder.reports, "DD-KE")) and r["status"] == "failed" and r, what="dd's failure report")
     assert "EBMS:0101" in report["detail"] and "TLS client certificate" in report["detail"], report
     assert "revoked" in report["detail"], report
     assert inbox_entry(ke.config().folder.inbox, report["message_id"]) is None

@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import sqlite3
 import threading
-from dataclasses import dataclass
 
 import pytest
 
@@ -17,7 +16,7 @@ from gateway.evidence.verify import verify_evidence
 from gateway.outbound import Submission
 from gateway.store.models import EvidenceEntry
 from gateway.store.store import MessageStore, PayloadData, StepEvent
-from tests.evidence_helpers import make_pair
+from tests.evidence_helpers import db_path, evidence_cli, make_pair
 from tests.harness import swgw
 
 
@@ -33,25 +32,8 @@ def entries(store: MessageStore) -> list[EvidenceEntry]:
         return list(s.query(EvidenceEntry).order_by(EvidenceEntry.seq))
 
 
-def db_path(node) -> str:
-    return str(node.config().state_dir / "gateway.db")
-
-
-@dataclass
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def verify(node, capsys=None):
-    """`swgw evidence verify`: in-process through gateway.cli.main when capsys is given (fast), else a child."""
-    if capsys is None:
-        return swgw("evidence", "verify", "-c", str(node.config_path), check=False)
-    capsys.readouterr()
-    code = main(["evidence", "verify", "-c", str(node.config_path)])
-    out = capsys.readouterr()
-    return Done(code, out.out, out.err)
+    return evidence_cli("verify", node=node, capsys=capsys)
 
 
 def test_pipelines_append_a_linked_chain_that_verifies(pair):

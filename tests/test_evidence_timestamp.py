@@ -16,7 +16,7 @@ from gateway.evidence.chain import entry_fields
 from gateway.evidence.tsp import TimestampError, make_request, parse_response, verify_token
 from gateway.store.models import EvidenceEntry
 from tests.evidence_helpers import make_pair
-from tests.harness import free_port, swgw
+from tests.harness import reserve_port, swgw
 from tests.tsa_server import start_tsa
 
 
@@ -130,5 +130,5 @@ def test_token_checks_refuse_forgeries(tsa):
 def test_unreachable_tsa_is_a_clear_error(pair, capsys):
     pair.exchange()
     code, _, err = run(capsys, "evidence", "timestamp", "-c", str(pair.a.config_path), "--tsa",
-                       f"http://127.0.0.1:{free_port()}/tsr", "--timeout", "2")
+                       f"http://127.0.0.1:{reserve_port()}/tsr", "--timeout", "2")
     assert code == 2 and "cannot be reached" in err

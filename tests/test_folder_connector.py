@@ -11,7 +11,7 @@ from gateway.connectors import folder as folder_module
 from gateway.connectors.folder import META_SUFFIX, PROCESSING, FolderConnector, OutboxError
 from gateway.connectors.folder_client import drop_document, inbox_entries, inbox_entry
 from gateway.outbox import drain_outbox
-from tests.harness import ROOT, write_pair
+from tests.harness import ROOT
 
 SAMPLE = (ROOT / "conf" / "samples" / "ephyto-AR-sample.xml").read_bytes()
 
@@ -178,13 +178,6 @@ def test_inbox_name_is_safe_for_odd_partner_ids():
 
 
 # -- drain_outbox with the real outbound pipeline -----------------------------------------
-@pytest.fixture
-def gateway(tmp_path, pki):
-    from gateway.daemon import Gateway
-    a, _ = write_pair(tmp_path, pki)
-    gw = Gateway(a.config())
-    yield gw
-    gw.store.close()
 
 
 def outbound_rows(gw):

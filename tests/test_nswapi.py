@@ -7,48 +7,17 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor
 
-from gateway.connectors.folder import FolderConnector
-from gateway.config import FolderConnectorConfig
-from gateway.nswapi import ApiRejected, NswApiConfig, make_nsw_api_site
-from gateway.store.store import MessageStore, PayloadData, StepEvent
-from partners.documents import DocumentInvalid, sample, validate_document
-
-TOKEN = "s3cret-token-for-tests"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Backend:
-    """Stands in for OutboundPipeline.submit: validates, then records the message in a real store."""
-
-    def __init__(self, store: MessageStore):
-        self.store, self.count = store, 0
-
-    def submit(self, partner, document_type, document, reference):
-        if partner != "sg-nsw":
-            raise ApiRejected(f"unknown partner {partner!r}")
-        validate_document(document_type, document)
-        self.count += 1
-        mid = f"m{self.count}@ke-nsw.swgw"
-        self.store.record_outbound(
-            message_id=mid, partner_id=partner, document_type=document_type, pmode_id="p", nsw_reference=reference,
-            conversation_id=mid, ref_to_message_id=None, content_type="multipart/related", raw=b"raw",
-            signed_references={}, payloads=[PayloadData("c", "application/xml", document)],
-            events=[StepEvent("validate", "ok", "valid")])
-        return mid
+from gateway.nswapi import NswApiConfig, make_nsw_api_site
+from gateway.store.store import MessageStore
+from partners.documents import sample
+from tests.nswapi_helpers import AUTH, AUTH_XML, TOKEN, Backend, start_api
 
 
 @pytest.fixture
 def api(tmp_path):
-    store = MessageStore(f"sqlite:///{tmp_path / 'gw.db'}", tmp_path / "blobs")
-    folder = FolderConnector(FolderConnectorConfig(tmp_path / "out", tmp_path / "in", tmp_path / "rep", 1.0))
-    backend = Backend(store)
-    site = make_nsw_api_site(submit=backend.submit, find=lambda mid, ref: store.find(mid, ref),
-                             inbox_dir=folder.config.inbox, config=NswApiConfig(tokens=(TOKEN,)),
-                             rejections={DocumentInvalid: 422})
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")
-    yield f"http://127.0.0.1:{port.getHost().port}", folder, store
-    port.stopListening()
-    store.close()
+    api = start_api(tmp_path)
+    yield api.base, api.folder, api.store
+    api.close()
 
 
 @pytest_twisted.inlineCallbacks
@@ -67,7 +36,7 @@ def test_auth_required(api):
 def test_submit_and_status(api):
     base, _, _ = api
     url = base + "/api/v1/documents?partner=sg-nsw&type=ephyto&reference=KE-PHYTO-1"
-    response = yield treq.post(url, data=sample("sps-ephyto-AR.xml"), headers=AUTH)
+    response = yield treq.post(url, data=sample("sps-ephyto-AR.xml"), headers=AUTH_XML)
     assert response.code == 202
     body = json.loads((yield response.content()))
     mid = body["message_id"]
@@ -86,12 +55,12 @@ def test_submit_rejections(api):
     base, _, _ = api
     bad = (Path(__file__).resolve().parent.parent / "partners/schemas/samples/invalid/"
            "manifest-CC315A-schemaInvalid.xml").read_bytes()
-    response = yield treq.post(base + "/api/v1/documents?partner=sg-nsw&type=manifest", data=bad, headers=AUTH)
+    response = yield treq.post(base + "/api/v1/documents?partner=sg-nsw&type=manifest", data=bad, headers=AUTH_XML)
     assert response.code == 422
-    assert "TotNumOfIteHEA305" in json.loads((yield response.content()))["error"]
-    response = yield treq.post(base + "/api/v1/documents?partner=zz&type=ephyto", data=b"<a/>", headers=AUTH)
+    assert "TotNumOfIteHEA305" in json.loads((yield response.content()))["detail"]
+    response = yield treq.post(base + "/api/v1/documents?partner=zz&type=ephyto", data=b"<a/>", headers=AUTH_XML)
     assert response.code == 400 and "unknown partner" in (yield response.text())
-    response = yield treq.post(base + "/api/v1/documents?type=ephyto", data=b"<a/>", headers=AUTH)
+    response = yield treq.post(base + "/api/v1/documents?type=ephyto", data=b"<a/>", headers=AUTH_XML)
     assert response.code == 400 and "partner" in (yield response.text())
 
 
@@ -171,7 +140,7 @@ def test_unauthenticated_post_is_refused_before_its_body_is_read(api):
     response = yield treq.get(base + "/health")
     assert response.code == 200
     response = yield treq.post(base + "/api/v1/documents?partner=sg-nsw&type=ephyto",
-                               data=sample("sps-ephyto-AR.xml"), headers=AUTH)
+                               data=sample("sps-ephyto-AR.xml"), headers=AUTH_XML)
     assert response.code == 202
 
 
@@ -195,9 +164,10 @@ def test_authenticated_oversize_post_gets_413_before_its_body_is_read(api, tmp_p
         data, took = yield threads.deferToThread(
             _raw_exchange, small, _post_head("chunked", TOKEN), b"%x\r\n%s\r\n" % (len(chunk), chunk))
         assert data.startswith(b"HTTP/1.1 413 ") and took < 3.0, data[:200]
-        assert b'"error": "document exceeds' in data
+        assert b"application/problem+json" in data and b'"status": 413' in data
+        assert b"limit of 1000 bytes" in data
         response = yield treq.post(small + "/api/v1/documents?partner=sg-nsw&type=ephyto",
-                                   data=b"y" * 1001, headers=AUTH)
+                                   data=b"y" * 1001, headers=AUTH_XML)
         assert response.code == 413
     finally:
         yield port.stopListening()

@@ -14,7 +14,8 @@ import pytest
 from gateway.config import load_gateway_config
 from partners.configfile import ConfigError
 from partners.documents import SAMPLES
-from tests.harness import Daemon, free_port, wait_for, write_pair
+from tests.nswapi_helpers import XML
+from tests.harness import Daemon, reserve_port, wait_for, write_pair
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_mutual_tls_needs_tls_and_unknown_keys_are_typos(node, pki):
 
 
 def test_api_over_mutual_tls_on_the_daemon(node, pki):
-    port = free_port()
+    port = reserve_port()
     own, ca = pki / "aa-nsw", pki / "ca" / "ca.crt"
     _append(node, f'\n[nsw.api]\nport = {port}\ntls = true\ncert = "{own / "tls.crt"}"\nkey = "{own / "tls.key"}"\n'
                   f'client_ca = "{ca}"\n')
@@ -91,11 +92,11 @@ def test_api_over_mutual_tls_on_the_daemon(node, pki):
         previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:
             with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
-                urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"),
+                urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST", headers=XML),
                                        context=context(False), timeout=10).read()
         finally:
             signal.signal(signal.SIGPIPE, previous)
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"),
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST", headers=XML),
                                     context=context(True), timeout=10) as response:
             assert response.status == 202
             assert json.loads(response.read())["status"] == "queued"

@@ -31,8 +31,8 @@ from gateway import as4
 from gateway.connectors.folder_client import inbox_entries, inbox_entry
 from gateway.outbound import Submission
 from tests.harness import ROOT, write_pair
-from tests.test_crypto_fixtures import Identity
-from tests.test_xmlsec_interop import SWA_SIGNATURE_TRANSFORM, register_wsu_ids, xmlsec_digest
+from tests.crypto_helpers import Identity
+from tests.xmlsec_helpers import SWA_SIGNATURE_TRANSFORM, register_wsu_ids, xmlsec_digest
 
 xmlsec = pytest.importorskip("xmlsec")
 C = xmlsec.constants

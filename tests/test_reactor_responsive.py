@@ -1,52 +1,52 @@
-"""The reactor never blocks: while a large message is signed, sent, decrypted and verified, the
-daemon keeps answering /health promptly.
+"""The reactor never blocks: the inbound pipeline runs off the reactor thread, so the daemon
+keeps answering while a message is being processed.
 
-Both gateways run their real service trees (TLS listener, sender, outbox poller) in this
-test's reactor; a probe measures reactor lag and /health latency over mutual TLS during
-the whole transfer.
+Shown structurally, not by timing: both gateways run their real service trees (TLS listener,
+sender, outbox poller) in this test's reactor, and b's inbound pipeline is wrapped in a
+stand-in that records which thread it runs on and then *blocks* until the test lets it go.
+While it is blocked, /health must answer over mutual TLS; a pipeline running on the reactor
+thread would hang the reactor and no probe could ever complete. How long the reactor stalls
+under real load is a measurement (bin/benchmark), never an assertion here.
 """
 from __future__ import annotations
 
-import base64
-import os
-import time
+import threading
 
 import pytest_twisted
 import treq
 from twisted.internet import defer, reactor, task, threads
+from twisted.web.client import Agent
 
 from gateway.daemon import Gateway, build_service
 from gateway.outbound import Submission
 from gateway.transport.tls import PartnerTLSPolicy, private_certificate
-from tests.harness import write_pair
-from twisted.web.client import Agent
+from tests.harness import inherited_sockets, write_pair
 
-DOCUMENT_MB = 40
-
-
-def _large_document() -> bytes:
-    # Random base64 compresses poorly, so gzip, AES-GCM and SHA-256 all do real work.
-    noise = base64.encodebytes(os.urandom(DOCUMENT_MB * 1024 * 1024 * 3 // 4))
-    return b"<manifest><blob>" + noise + b"</blob></manifest>"
+PROBES_WHILE_BLOCKED = 3
+DEADLINE = 120.0          # seconds of reactor time before the test calls it a failure
 
 
 @pytest_twisted.inlineCallbacks
-def test_daemon_answers_health_while_processing_a_large_message(tmp_path, pki):
+def test_health_answers_while_the_inbound_pipeline_is_blocked_off_the_reactor(tmp_path, pki):
     a, b = write_pair(tmp_path, pki)
     gw_a, gw_b = Gateway(a.config()), Gateway(b.config())
 
-    windows = []                      # (start, end) of each inbound pipeline run on b
+    reactor_thread = threading.current_thread()
+    entered = defer.Deferred()            # fired (on the reactor) when b's pipeline has started
+    release = threading.Event()           # set by the test once /health answered meanwhile
+    threads_seen = []
     real_process = gw_b.inbound.process
 
-    def timed_process(content_type, body, **kwargs):     # kwargs: the listener's tls_chain
-        start = time.monotonic()
-        try:
-            return real_process(content_type, body, **kwargs)
-        finally:
-            windows.append((start, time.monotonic()))
+    def blocking_process(content_type, body, **kwargs):
+        threads_seen.append(threading.current_thread())
+        reactor.callFromThread(lambda: entered.called or entered.callback(None))
+        if not release.wait(DEADLINE):
+            raise AssertionError("the test never released the pipeline")
+        return real_process(content_type, body, **kwargs)
 
-    gw_b.inbound.process = timed_process
-    services = [build_service(gw_b, reactor), build_service(gw_a, reactor)]
+    gw_b.inbound.process = blocking_process
+    services = [build_service(gw_b, reactor, inherited_sockets(b)),
+                build_service(gw_a, reactor, inherited_sockets(a))]
     for s in services:
         s.startService()
 
@@ -55,46 +55,29 @@ def test_daemon_answers_health_while_processing_a_large_message(tmp_path, pki):
                            private_certificate(config_b.listen.key, config_b.listen.cert))
     agent = Agent(reactor, contextFactory=tls)
     health_url = f"https://127.0.0.1:{b.port}/health".encode()
-    probes = []                       # (sent, answered) monotonic times
-    lags = []
-    last = [time.monotonic()]
-
-    def tick():
-        now = time.monotonic()
-        lags.append(now - last[0])
-        last[0] = now
-
-    document = _large_document()
-    lag_loop = task.LoopingCall(tick)
-    lag_loop.start(0.02)
     try:
         message_id = yield threads.deferToThread(
-            gw_a.outbound.submit, Submission("bb-nsw", "test-manifest", document, nsw_reference="BIG"))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            sent = time.monotonic()
-            response = yield treq.get(health_url, agent=agent, timeout=10)
-            body = yield response.content()
-            assert response.code == 200 and body == b"ok\n"
-            probes.append((sent, time.monotonic()))
+            gw_a.outbound.submit, Submission("bb-nsw", "test-manifest", b"<manifest>held</manifest>",
+                                             nsw_reference="HELD"))
+        yield entered.addTimeout(DEADLINE, reactor)
+        answered = 0
+        for _ in range(PROBES_WHILE_BLOCKED):
+            response = yield treq.get(health_url, agent=agent, timeout=DEADLINE)
+            assert response.code == 200 and (yield response.content()) == b"ok\n"
+            answered += 1
+        assert not release.is_set() and answered == PROBES_WHILE_BLOCKED
+        release.set()
+        status = None
+        for _ in range(int(DEADLINE / 0.1)):
             status = yield threads.deferToThread(lambda: gw_a.store.find(message_id)[0].status)
             if status in ("delivered", "failed"):
                 break
-            yield task.deferLater(reactor, 0.05, lambda: None)
+            yield task.deferLater(reactor, 0.1, lambda: None)
         assert status == "delivered"
     finally:
-        lag_loop.stop()
+        release.set()
         for s in reversed(services):
             yield defer.maybeDeferred(s.stopService)
 
-    assert windows, "b never processed the message"
-    start, end = windows[0]
-    during = [answered - sent for sent, answered in probes if sent >= start and answered <= end]
-    assert end - start > 0.3, f"processing took only {end - start:.2f}s: the document is too small to tell"
-    assert during, "no /health probe completed while the message was being processed"
-    assert max(during) < 0.5, f"/health took {max(during):.2f}s while a message was processed"
-    # Worker threads share the GIL with the reactor; lxml's c14n of a 40 MB XML attachment
-    # holds it for a few hundred ms, so the bound on lag is looser than the one on /health.
-    assert max(lags) < 1.0, f"the reactor stalled for {max(lags):.2f}s"
-    print(f"inbound processing {end - start:.2f}s, {len(during)} probes during it, "
-          f"max /health {max(during):.3f}s, max reactor lag {max(lags):.3f}s")
+    assert threads_seen and all(t is not reactor_thread for t in threads_seen), \
+        "the inbound pipeline ran on the reactor thread"

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from gateway.connectors.folder_client import drop_document, inbox_entries, report_for, reports
 from gateway.store.store import MessageStore
-from tests.harness import Daemon, free_port, swgw, wait_for, write_node, write_pair
+from tests.harness import Daemon, reserve_port, server_socket, swgw, wait_for, write_node, write_pair
 
 
 def _store(node) -> MessageStore:
@@ -47,7 +47,7 @@ def test_crash_test_200_messages_sigkill_both_sides(tmp_path, pki):
             victim.start()
         # the kills hit while messages were still on their way, not after the fact
         assert sum(1 for pending in in_flight_at_kill if pending > 0) >= 4, in_flight_at_kill
-        wait_for(lambda: len(store.list_messages(status="delivered", limit=1000)) == n, timeout=120,
+        wait_for(lambda: len(store.list_messages(status="delivered", limit=1000)) == n,
                  interval=0.5, what=f"all {n} messages delivered")
     finally:
         da.stop()
@@ -70,6 +70,7 @@ class _Misbehaving(BaseHTTPRequestHandler):
     """Answers each POST with the next behaviour in ``script``: an HTTP status, garbage, or a hang."""
     script: list = []
     seen: list = []
+    release = threading.Event()       # a "hang" lasts until the test sets it
 
     bodies: list = []
 
@@ -78,7 +79,7 @@ class _Misbehaving(BaseHTTPRequestHandler):
         behaviour = self.script.pop(0) if self.script else 503
         self.seen.append(behaviour)
         if behaviour == "hang":
-            time.sleep(3)
+            self.release.wait(120)     # far past the sender's timeout, however slow the machine
             return
         if behaviour == "garbage":
             body = b"<html><body>Service temporarily unavailable</body></html>"
@@ -96,18 +97,21 @@ class _Misbehaving(BaseHTTPRequestHandler):
 
 
 def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_path, pki):
-    fake_port = free_port()
-    a = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", free_port(), fake_port, scheme="http",
-                   attempts=4, interval=0.2, timeout=1.0)
+    fake_port = reserve_port()
+    a = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", reserve_port(), fake_port, scheme="http",
+                   attempts=4, interval=0.2, timeout=5.0)
     _Misbehaving.script, _Misbehaving.seen, _Misbehaving.bodies = [500, "garbage", 502, "hang"], [], []
-    server = ThreadingHTTPServer(("127.0.0.1", fake_port), _Misbehaving)
+    _Misbehaving.release = threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", fake_port), _Misbehaving, bind_and_activate=False)
+    server.socket.close()
+    server.socket = server_socket(fake_port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     da = Daemon(a).start()
     ca = a.config()
     try:
         drop_document(ca.folder.outbox, "x.xml", b"<doc>retry me</doc>", partner="bb-nsw",
                       document_type="test-cert", reference="FLAKY")
-        report = wait_for(lambda: report_for(ca.folder.reports, "FLAKY"), timeout=30, what="failure report")
+        report = wait_for(lambda: report_for(ca.folder.reports, "FLAKY"), what="failure report")
         assert report["status"] == "failed"
         assert "gave up after 4 attempt(s)" in report["detail"]
         assert report["error_code"] == "EBMS:0301"     # AS4 §3.2: MissingReceipt to the producer
@@ -123,6 +127,7 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
         # the identical signed bytes (same MessageId, same signature) were resent every time
         assert len(_Misbehaving.bodies) == 4 and len(set(_Misbehaving.bodies)) == 1
         assert trace["message_id"].encode() in _Misbehaving.bodies[0]
+        _Misbehaving.release.set()
         server.shutdown()
         server.server_close()
         b = write_node(tmp_path, pki, "bb-nsw", "aa-nsw", fake_port, a.port, tls=False, scheme="http")
@@ -130,7 +135,7 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
         try:
             out = swgw("messages", "-c", str(a.config_path), "retry", trace["message_id"]).stdout
             assert "queued" in out
-            wait_for(lambda: _trace(a, "FLAKY")["status"] == "delivered", timeout=20, what="delivery after retry")
+            wait_for(lambda: _trace(a, "FLAKY")["status"] == "delivered", what="delivery after retry")
             assert [e["reference"] for e in inbox_entries(b.config().folder.inbox)] == ["FLAKY"]
 
             # cancel: a message cancelled while it waits is never sent
@@ -154,11 +159,13 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
 
 
 class _SlowProxy:
-    """Forwards to the real partner but holds back the first answer past the sender's timeout."""
+    """Forwards to the real partner but holds back the first answer until the sender has given
+    up on it and sent again (the second request arriving is the proof), whatever the timing."""
 
-    def __init__(self, listen_port: int, target_port: int, delay: float):
-        self.target_port, self.delay, self.count = target_port, delay, 0
-        self.sock = socket.create_server(("127.0.0.1", listen_port))
+    def __init__(self, listen_port: int, target_port: int):
+        self.target_port, self.count = target_port, 0
+        self.second_request = threading.Event()
+        self.sock = server_socket(listen_port)
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -174,6 +181,10 @@ class _SlowProxy:
             data = b""
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
+            self.count += 1
+            first = self.count == 1
+            if not first:
+                self.second_request.set()
             head, _, body = data.partition(b"\r\n\r\n")
             length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length"))
             while len(body) < length:
@@ -184,9 +195,8 @@ class _SlowProxy:
                 answer = b""
                 while chunk := up.recv(65536):
                     answer += chunk
-            self.count += 1
-            if self.count == 1:
-                time.sleep(self.delay)
+            if first:
+                self.second_request.wait(120)
             try:
                 conn.sendall(answer)
             except OSError:
@@ -197,16 +207,16 @@ class _SlowProxy:
 
 
 def test_late_receipt_after_timeout_still_delivers_once(tmp_path, pki):
-    proxy_port, b_port, a_port = free_port(), free_port(), free_port()
+    proxy_port, b_port, a_port = reserve_port(), reserve_port(), reserve_port()
     a = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", a_port, proxy_port, scheme="http",
-                   attempts=5, interval=0.3, timeout=1.0)
+                   attempts=20, interval=0.3, timeout=5.0)
     b = write_node(tmp_path, pki, "bb-nsw", "aa-nsw", b_port, a_port, tls=False, scheme="http")
-    proxy = _SlowProxy(proxy_port, b_port, delay=2.5)
+    proxy = _SlowProxy(proxy_port, b_port)
     da, db = Daemon(a).start(), Daemon(b).start()
     try:
         drop_document(a.config().folder.outbox, "z.xml", b"<doc>slow</doc>", partner="bb-nsw",
                       document_type="test-cert", reference="SLOW")
-        wait_for(lambda: _trace(a, "SLOW").get("status") == "delivered", timeout=30, what="delivery")
+        wait_for(lambda: _trace(a, "SLOW").get("status") == "delivered", what="delivery")
         trace = _trace(a, "SLOW")
         sends = [e for e in trace["events"] if e["step"] == "send"]
         assert "timeout" in sends[0]["detail"] and len(sends) >= 2
@@ -254,13 +264,13 @@ def test_full_disk_then_read_only_store_recover_without_loss(tmp_path, pki):
                 drop_document(ca.folder.outbox, f"{ref}.xml", doc, partner="bb-nsw", document_type="test-manifest",
                               reference=ref)
             wait_for(lambda: "No space left on device" in db.log.read_text()
-                     or "database or disk is full" in db.log.read_text(), timeout=30, what="disk full on b")
+                     or "database or disk is full" in db.log.read_text(), what="disk full on b")
             time.sleep(1)
             pending = [r for r in docs if (report_for(ca.folder.reports, r) or {}).get("status") != "delivered"]
             assert pending, "the disk never filled up"
             _remount(b_state, "size=64m")           # the operator frees space
             wait_for(lambda: all((report_for(ca.folder.reports, r) or {}).get("status") == "delivered"
-                                 for r in docs), timeout=60, what="delivery after space was freed")
+                                 for r in docs), what="delivery after space was freed")
             entries = inbox_entries(cb.folder.inbox)
             assert sorted(e["reference"] for e in entries) == sorted(docs)
             for e in entries:
@@ -276,13 +286,12 @@ def test_full_disk_then_read_only_store_recover_without_loss(tmp_path, pki):
                 drop_document(ca.folder.outbox, "RO.xml", b"<doc>read-only</doc>", partner="bb-nsw",
                               document_type="test-manifest", reference="RO")
                 wait_for(lambda: "cannot queue outbox document RO.xml: the store is not writable"
-                         in da.log.read_text(), timeout=10, what="a clear error about the read-only store")
+                         in da.log.read_text(), what="a clear error about the read-only store")
                 assert report_for(ca.folder.reports, "RO") is None
                 _remount(a_state, "bind,rw")
             finally:
                 subprocess.run(["umount", str(a_state)], check=False)
-            wait_for(lambda: (report_for(ca.folder.reports, "RO") or {}).get("status") == "delivered",
-                     timeout=30, what="delivery after the store became writable")
+            wait_for(lambda: (report_for(ca.folder.reports, "RO") or {}).get("status") == "delivered", what="delivery after the store became writable")
         finally:
             da.stop()
             db.stop()
@@ -306,7 +315,7 @@ def test_sigterm_lets_in_flight_sends_finish_or_stay_retryable(tmp_path, pki):
         assert da.stop() == 0                     # graceful: exits cleanly mid-stream
         assert not store.list_messages(status="sending"), "SIGTERM left messages stuck in 'sending'"
         da.start()
-        wait_for(lambda: len(store.list_messages(status="delivered")) == 40, timeout=60, what="all delivered")
+        wait_for(lambda: len(store.list_messages(status="delivered")) == 40, what="all delivered")
     finally:
         da.stop()
         db.stop()

@@ -20,7 +20,7 @@ from crypto.keys import load_certificate
 from gateway.connectors.folder_client import drop_document, inbox_entry, report_for
 from partners.configfile import ConfigError
 from partners.registry import load_partners
-from tests.harness import Daemon, add_partner, free_port, swgw, wait_for, write_node
+from tests.harness import Daemon, add_partner, reserve_port, swgw, wait_for, write_node
 
 
 def doc(text: str) -> bytes:
@@ -44,7 +44,7 @@ def binding_line(pki) -> str:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, bpki):
     tmp = tmp_path_factory.mktemp("binding-e2e")
-    ports = {name: free_port() for name in ("ke-nsw", "aa-nsw", "aa-other")}
+    ports = {name: reserve_port() for name in ("ke-nsw", "aa-nsw", "aa-other")}
     ke = write_node(tmp, bpki, "ke-nsw", "aa-nsw", ports["ke-nsw"], ports["aa-nsw"])
     add_partner(ke, bpki, "aa-nsw", ports["aa-nsw"],
                 partner_extra=binding_line(bpki) + f'signing_trust = ["{bpki / "ca" / "ca.crt"}"]\n')
@@ -62,8 +62,7 @@ def nodes(tmp_path_factory, bpki):
 
 
 def _final_report(config, reference: str) -> dict:
-    return wait_for(lambda: (r := report_for(config.folder.reports, reference)) and r["status"] != "queued" and r,
-                    timeout=40, what=f"report for {reference}")
+    return wait_for(lambda: (r := report_for(config.folder.reports, reference)) and r["status"] != "queued" and r, what=f"report for {reference}")
 
 
 def test_partner_connecting_with_its_configured_tls_certificate_is_delivered(nodes):
@@ -96,7 +95,7 @@ def test_same_partner_with_another_valid_tls_certificate_is_refused(nodes, bpki)
 
 
 def test_allow_unsigned_without_tls_client_certs_is_a_config_error(tmp_path, bpki):
-    ke = write_node(tmp_path, bpki, "ke-nsw", "aa-nsw", free_port(), free_port())
+    ke = write_node(tmp_path, bpki, "ke-nsw", "aa-nsw", reserve_port(), reserve_port())
     path = add_partner(ke, bpki, "aa-nsw", 1, encrypt=False)
     text = path.read_text()
     path.write_text(text.replace("sign = true, encrypt = false }",

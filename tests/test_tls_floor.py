@@ -13,12 +13,12 @@ import ssl
 
 import pytest
 
-from tests.harness import Daemon, free_port, write_node
+from tests.harness import Daemon, reserve_port, write_node
 
 
 @pytest.fixture
 def listener(tmp_path, pki):
-    node = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", free_port(), free_port())
+    node = write_node(tmp_path, pki, "aa-nsw", "bb-nsw", reserve_port(), reserve_port())
     daemon = Daemon(node).start()
     yield node, pki
     daemon.stop()

@@ -40,15 +40,7 @@ from crypto import (
 )
 from crypto.wssec_agreement import build_agreement_method, derive_kek, parse_agreement_method
 from crypto.wssec_common import NS_DS, NS_SOAP12, NS_WSSE, NS_XENC, SWA_CONTENT_ONLY, WSU_ID, Part
-from tests.test_crypto_fixtures import (  # noqa: F401  (fixtures)
-    ec_recipient,
-    ec_signer,
-    make_envelope,
-    make_parts,
-    reparse,
-    signer,
-    x_recipient,
-)
+from tests.crypto_helpers import make_envelope, make_parts, reparse
 
 xmlsec = pytest.importorskip("xmlsec")
 C = xmlsec.constants

@@ -7,12 +7,13 @@ table means every error signal we send is consistent with the specifications.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Final
 
 from .model import SEVERITY_FAILURE, SEVERITY_WARNING, EbmsError
 
-__all__ = ["ErrorDefinition", "ERROR_CATALOGUE", "make_error", "EbmsException", "normalize_code"]
+__all__ = ["ErrorDefinition", "ERROR_CATALOGUE", "make_error", "EbmsException", "normalize_code", "xml_safe"]
 
 CONTENT: Final = "Content"
 COMMUNICATION: Final = "Communication"
@@ -63,6 +64,21 @@ ERROR_CATALOGUE: Final[dict[str, ErrorDefinition]] = dict(
 )
 
 
+# What XML 1.0 cannot carry (section 2.2 Char): C0 controls other than tab/LF/CR, lone
+# surrogates, U+FFFE and U+FFFF.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML cannot carry written as a ``\\xNN``/``\\uNNNN`` escape.
+
+    Descriptions quote what the partner sent (a Content-ID, a MIME parameter, a header
+    line), and those bytes may hold control characters; the error signal must still be
+    well-formed XML, or the partner gets no answer at all.
+    """
+    return _NOT_XML_CHAR.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
 def normalize_code(code: str) -> str:
     """Accept ``EBMS:0009``, ``ebms:0009`` or ``0009`` and return ``EBMS:0009``."""
     c = code.strip()
@@ -95,8 +111,8 @@ def make_error(
         severity=severity or d.severity,
         category=d.category,
         short_description=d.short_description,
-        description=description,
-        ref_to_message_id=ref_to_message_id,
+        description=xml_safe(description),
+        ref_to_message_id=None if ref_to_message_id is None else xml_safe(ref_to_message_id),
         origin="ebMS",
     )
 

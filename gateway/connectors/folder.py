@@ -15,9 +15,11 @@ half a file):
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import uuid
 import re
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from gateway.config import FolderConnectorConfig
 
 META_SUFFIX = ".meta.json"
 PROCESSING, SENT, REJECTED = ".processing", "sent", "rejected"
+_OWN_FOLDERS = frozenset((PROCESSING, SENT, REJECTED))
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -57,7 +60,89 @@ class OutboxItem:
 
 
 class OutboxError(ValueError):
-    pass
+    """An outbox entry the gateway will not send; the message says what is wrong and how to fix it."""
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular directory entry is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "not a regular file"
+
+
+def read_entry(path: Path, label: str) -> bytes:
+    """The bytes of an outbox entry that must be a regular file the gateway can read.
+
+    Why not ``Path.read_bytes``: opening a FIFO blocks until a writer appears (the poller
+    would hang on it for good), a symbolic link would let anyone who can write to the outbox
+    send any file the gateway can read (its own keys), and a directory or an unreadable file
+    raises an OSError that must not be mistaken for a store that is not writable. So the
+    entry is opened without following links and without blocking, and checked to be a
+    regular file on the open descriptor (no swap between check and read). OutboxError says
+    what the entry is and what to do; FileNotFoundError is left to the caller.
+    """
+    fix = "the outbox takes regular files only: write the file itself (not a link to it) and drop it again"
+    kind = _kind(os.lstat(path).st_mode)
+    if kind is not None:
+        raise OutboxError(f"{label} is {kind}; {fix}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise                    # gone since lstat: the caller says what that means
+    except PermissionError:
+        raise OutboxError(f"{label} cannot be read by the gateway (permission denied); give the gateway's user "
+                          "read access (chmod or chown) and drop it again") from None
+    except OSError as exc:       # ELOOP: replaced by a link since lstat; ENXIO: a socket; ...
+        raise OutboxError(f"{label} cannot be opened ({exc.strerror}); {fix}") from None
+    with os.fdopen(fd, "rb") as fh:
+        kind = _kind(os.fstat(fh.fileno()).st_mode)
+        if kind is not None:
+            raise OutboxError(f"{label} is {kind}; {fix}")
+        try:
+            return fh.read()
+        except OSError as exc:
+            raise OutboxError(f"{label} cannot be read ({exc.strerror}); check the file and drop it again") from None
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "null" if value is None else "a string"
+
+
+def _move(src: Path, dst: Path) -> None:
+    """Move an outbox entry into an archive folder, whatever it is (file, directory, link,
+    FIFO). If an earlier entry of the same name is in the way and cannot be replaced (a
+    directory over a file or the reverse), this one is kept beside it under a unique name:
+    an archive collision must never leave the entry in the outbox to be claimed again."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if not _collision(exc):
+            raise
+        os.replace(src, dst.with_name(f"{dst.name}.{uuid.uuid4().hex[:8]}"))
+
+
+def _collision(exc: OSError) -> bool:
+    """A rename failed only because the target is an entry of the other kind (or a non-empty directory)."""
+    return isinstance(exc, (IsADirectoryError, NotADirectoryError)) or exc.errno in (errno.ENOTEMPTY, errno.EEXIST)
 
 
 class FolderConnector:
@@ -80,6 +165,12 @@ class FolderConnector:
                 os.rename(meta, self.config.outbox / PROCESSING / meta.name)
             except FileNotFoundError:
                 continue  # another node claimed it first
+            except OSError as exc:
+                if not _collision(exc):
+                    raise
+                # A directory cannot replace the stale claim of the same name (or be replaced by
+                # this entry): that claim is resumed and archived in this poll, this one in the next.
+                continue
             names.append(name)
         return names
 
@@ -90,25 +181,40 @@ class FolderConnector:
 
     def read_claimed(self, name: str) -> OutboxItem:
         processing = self.config.outbox / PROCESSING
+        label = f"metadata file {name}{META_SUFFIX}"
         try:
-            meta = json.loads((processing / (name + META_SUFFIX)).read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise OutboxError(f"metadata file {name}{META_SUFFIX} is not valid JSON: {exc}") from None
+            raw = read_entry(processing / (name + META_SUFFIX), label)
+        except FileNotFoundError:
+            raise OutboxError(f"{label} disappeared from {PROCESSING}/ after it was claimed") from None
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            raise OutboxError(f"{label} is not valid JSON: {exc}") from None
         if not isinstance(meta, dict):
-            raise OutboxError(f"metadata file {name}{META_SUFFIX} must hold a JSON object")
-        missing = [k for k in ("partner", "document_type") if not isinstance(meta.get(k), str)]
+            raise OutboxError(f"{label} must hold a JSON object")
+        expected = '(expected {"partner": "...", "document_type": "...", "reference": "..."})'
+        missing = [k for k in ("partner", "document_type") if k not in meta or meta[k] is None]
         if missing:
-            raise OutboxError(f"metadata file {name}{META_SUFFIX} lacks {', '.join(missing)} "
-                              f"(expected {{\"partner\": ..., \"document_type\": ..., \"reference\": ...}})")
-        doc_path = self.config.outbox / name
+            raise OutboxError(f"{label} lacks {', '.join(missing)} {expected}")
+        for key in ("partner", "document_type"):
+            if not isinstance(meta[key], str):
+                raise OutboxError(f"{label} lacks {key} as a JSON string: it is {_json_type(meta[key])} "
+                                  f"({json.dumps(meta[key])[:200]}) {expected}")
+        reference = meta.get("reference")
+        if reference is not None and not isinstance(reference, str):
+            # Never str() it: an object or array would be sent to the partner as Python's repr.
+            raise OutboxError(f"{label}: reference must be a JSON string (or null), but it is "
+                              f"{_json_type(reference)} ({json.dumps(reference)[:200]}); give your reference "
+                              'as a string, e.g. "reference": "KE-123"')
+        if name in _OWN_FOLDERS:
+            raise OutboxError(f"metadata file {name}{META_SUFFIX} names {name}/, one of the gateway's own folders, as "
+                              "its document; give the document another name")
         try:
-            document = doc_path.read_bytes()
+            document = read_entry(self.config.outbox / name, f"document {name}")
         except FileNotFoundError:
             raise OutboxError(f"document {name} named by its metadata file is not in the outbox") from None
-        reference = meta.get("reference")
         return OutboxItem(name=name, document=document, partner=meta["partner"],
-                          document_type=meta["document_type"],
-                          reference=str(reference) if reference is not None else None,
+                          document_type=meta["document_type"], reference=reference,
                           message_id_file=processing / (name + ".msgid"))
 
     def message_id_for(self, item: OutboxItem, new_id) -> str:
@@ -125,10 +231,12 @@ class FolderConnector:
         processing = self.config.outbox / PROCESSING
         if error:
             atomic_write(target / (name + ".error.txt"), error.encode("utf-8") + b"\n")
-        for src, dst in ((self.config.outbox / name, target / name),
-                         (processing / (name + META_SUFFIX), target / (name + META_SUFFIX))):
-            if src.exists():
-                os.replace(src, dst)
+        entries = [(processing / (name + META_SUFFIX), target / (name + META_SUFFIX))]
+        if name not in _OWN_FOLDERS:          # never archive sent/ or rejected/ into themselves
+            entries.insert(0, (self.config.outbox / name, target / name))
+        for src, dst in entries:
+            if os.path.lexists(src):          # a dangling link is an entry too
+                _move(src, dst)
         (processing / (name + ".msgid")).unlink(missing_ok=True)
 
     # -- inbox -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from sqlalchemy import select
 
+from crypto.tlspolicy import https_context
 from gateway.evidence.chain import TIMESTAMP, append_standalone
 from gateway.evidence.errors import EvidenceError
 from gateway.evidence.tsp import TimestampError, TokenInfo, make_request, parse_response, verify_token
@@ -34,7 +35,8 @@ def post_request(url: str, der: bytes, timeout: float = 30.0) -> bytes:
     request = urllib.request.Request(url, data=der, method="POST",
                                      headers={"Content-Type": CONTENT_TYPE, "Accept": "application/timestamp-reply"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:   # noqa: S310 (configured URL)
+        with urllib.request.urlopen(request, timeout=timeout,  # noqa: S310 (configured URL)
+                                    context=https_context()) as answer:
             return answer.read()
     except urllib.error.HTTPError as exc:
         raise EvidenceError(f"TSA {url} answered HTTP {exc.code} {exc.reason}") from None

@@ -8,7 +8,10 @@ What is checked, so that altering any one stored thing is noticed:
   payload exists and still hashes to its name, unless a later purge entry removed it;
 * the rows: every ``messages`` and ``receipts`` row is witnessed by an entry with the same
   digest (so altering a row, or deleting the newest entries, is noticed too);
-* time-stamp tokens: signature valid and imprint equal to the hash of the entry they cover.
+* time-stamp tokens: signature valid and imprint equal to the hash of the entry they cover;
+* checkpoints (when given a ``CheckpointPolicy``): the chain still reaches the signed heads
+  written outside the database, so deleting the newest entries *with* their rows is noticed
+  too (``checkpoint_verify``).
 
 Problems are sorted by chain position; the first one is "the first broken link".
 """
@@ -24,6 +27,7 @@ from sqlalchemy import select
 
 from gateway.evidence.canonical import GENESIS_HASH, entry_hash
 from gateway.evidence.chain import MESSAGE_KINDS, PURGE, RECEIPT_RECEIVED, TIMESTAMP, entry_fields
+from gateway.evidence.checkpoint_verify import CheckpointPolicy, check_checkpoints
 from gateway.evidence.tsp import TimestampError, verify_token
 from gateway.store.models import EvidenceEntry, Message, Payload, ReceiptRecord
 from gateway.store.store import MessageStore
@@ -50,6 +54,7 @@ class VerifyReport:
     files_purged: int = 0
     timestamps: int = 0
     last_timestamp: str | None = None
+    checkpoint: str | None = None        # the newest checkpoint, when checkpoints were checked
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -110,7 +115,8 @@ class _Checker:
         return False
 
 
-def verify_evidence(store: MessageStore, tsa_trust: list[x509.Certificate] | None = None) -> VerifyReport:
+def verify_evidence(store: MessageStore, tsa_trust: list[x509.Certificate] | None = None,
+                    checkpoints: CheckpointPolicy | None = None) -> VerifyReport:
     """Check the whole evidence log; the report lists every problem (empty when all is intact)."""
     c = _Checker(store, tsa_trust)
     with store.sessions() as s:
@@ -194,6 +200,11 @@ def verify_evidence(store: MessageStore, tsa_trust: list[x509.Certificate] | Non
         m = msg_by_pk.get(p.message_pk)
         c.check_file(p.digest, None, f"payload of message {m.message_id if m else p.message_pk}",
                      0 if p.digest in all_purged else None)
+    if checkpoints is not None:
+        result = check_checkpoints(checkpoints, [(e.seq, e.entry_hash, e.time) for e in entries])
+        r.checkpoint = result.summary
+        for f in result.findings:
+            c.problem(f.seq, f.where, f.detail)
     return r
 
 

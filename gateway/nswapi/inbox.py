@@ -16,6 +16,9 @@ from pathlib import Path
 META_SUFFIX = ".meta.json"
 ACKNOWLEDGED = "acknowledged"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Ids are file names the connector made (partner + 16 hex digits + ".xml"); a longer one cannot
+# exist, and its metadata file name would exceed the file system's NAME_MAX (ENAMETOOLONG).
+MAX_ID = 200
 
 
 class InboxNotFound(KeyError):
@@ -33,7 +36,7 @@ class InboxView:
         self.inbox = Path(inbox)
 
     def _meta_path(self, entry_id: str) -> Path:
-        if not _SAFE.match(entry_id) or entry_id.startswith("."):
+        if len(entry_id) > MAX_ID or not _SAFE.match(entry_id) or entry_id.startswith("."):
             raise InboxNotFound(entry_id)
         return self.inbox / (entry_id + META_SUFFIX)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from twisted.logger import Logger
-from twisted.web import server
+from twisted.web import http, server
 
 log = Logger()
 
@@ -19,11 +19,11 @@ class LimitedRequest(server.Request):
     """Refuses a body larger than the configured limit without reading (or storing) the rest.
 
     With a Content-Length the refusal comes as soon as the headers say so; a chunked body
-    without Content-Length is counted as it arrives and refused at the first byte over the
-    limit. Either way the client gets ``413`` at once, the rest of its body is discarded
-    unread, and the connection is closed shortly after (a short grace period rather than an
-    immediate close, so that a client still writing its body can read the 413 instead of
-    meeting a TCP reset).
+    without Content-Length is refused as soon as a chunk-size line declares more than the
+    limit allows (chunks so far included), and counted as it arrives in any case. Either way
+    the client gets ``413`` at once, the rest of its body is discarded unread, and the
+    connection is closed shortly after (a short grace period rather than an immediate close,
+    so that a client still writing its body can read the 413 instead of meeting a TCP reset).
 
     Subclasses may refuse a request from its headers alone (e.g. a missing credential) by
     overriding :meth:`early_refusal`, and shape the refusal body with :meth:`refusal_body`.
@@ -32,6 +32,7 @@ class LimitedRequest(server.Request):
     grace_seconds = 2.0
     what = "message"                  # what the body is, for the refusal text
     _received = 0
+    _declared = 0
     _refused = False
 
     # -- hooks -------------------------------------------------------------------------
@@ -64,6 +65,20 @@ class LimitedRequest(server.Request):
             self._refuse(f"{self.what} of {length} bytes exceeds this gateway's limit of {self.max_bytes} bytes")
             return
         super().gotLength(length)
+        if length is None:
+            _declare_chunk_sizes(self)
+
+    def chunk_declared(self, size: int) -> bool:
+        """A chunk-size line said ``size`` bytes follow: refuse at once (False) if that takes
+        the body past the limit, rather than reading up to ``max_bytes`` first."""
+        if self._refused:
+            return False
+        self._declared += size
+        if self._declared > self.max_bytes:
+            self._refuse(f"{self.what} declares a chunk of {size} bytes, taking it to {self._declared} "
+                         f"bytes, over this gateway's limit of {self.max_bytes} bytes")
+            return False
+        return True
 
     def handleContentChunk(self, data):
         if self._refused:
@@ -100,9 +115,34 @@ class LimitedRequest(server.Request):
         self.finish()
         transport = channel.transport
         if transport is not None:
-            from twisted.internet import reactor
-            reactor.callLater(self.grace_seconds, transport.loseConnection)
+            channel.callLater(self.grace_seconds, transport.loseConnection)   # the site's reactor
 
     def process(self):
         if not self._refused:
             super().process()
+
+
+class _DeclaredSizeDecoder(http._ChunkedTransferDecoder):
+    """Twisted's chunked decoder, telling the request each chunk's declared size as soon as
+    the size line is parsed (Twisted would stream that chunk to the end first)."""
+
+    def __init__(self, request: LimitedRequest, finish) -> None:
+        super().__init__(request.handleContentChunk, finish)
+        self._request = request
+
+    def _dataReceived_CHUNK_LENGTH(self) -> bool:
+        parsed = super()._dataReceived_CHUNK_LENGTH()
+        if parsed and self.length and not self._request.chunk_declared(self.length):
+            del self._buffer[:]           # refused: the channel discards the rest from now on
+            return False
+        return parsed
+
+
+def _declare_chunk_sizes(request: LimitedRequest) -> None:
+    """Swap the channel's chunked decoder (chosen from the headers, before any body byte is
+    decoded) for one that reports declared chunk sizes. Relies on Twisted's HTTPChannel
+    internals (``_transferDecoder``); tests/test_slow_clients.py pins the behaviour."""
+    channel = request.channel
+    decoder = getattr(channel, "_transferDecoder", None)
+    if type(decoder) is http._ChunkedTransferDecoder and not request._refused:
+        channel._transferDecoder = _DeclaredSizeDecoder(request, decoder.finishCallback)

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 from lxml import etree
 
+from partners import xmldoc
 from partners.configfile import ConfigError
 from partners.mapping.codelists import DIRECTIONS, IN, OUT, CodeLists, UntranslatableCode, load_code_lists
 
@@ -141,11 +142,11 @@ class PartnerMappings:
             return xml_bytes
         where = f"{self.partner_id} {document_type} {direction}"
         try:
-            doc = etree.fromstring(xml_bytes, _parser())
-        except etree.XMLSyntaxError as exc:
-            raise MappingError(f"{where}: input is not well-formed XML at line {exc.lineno}: {exc.msg}",
-                               partner_id=self.partner_id, document_type=document_type,
-                               direction=direction) from None
+            doc = xmldoc.parse(xml_bytes)      # the hardened document parser: refuses any DTD
+        except xmldoc.DocumentXmlRefused as exc:
+            raise MappingError(f"{where}: input refused: {exc}" if isinstance(exc, xmldoc.DocumentHasDtd)
+                               else f"{where}: input is {exc}", partner_id=self.partner_id,
+                               document_type=document_type, direction=direction) from None
         xslt = self._compiled(document_type, direction)
         try:
             result = xslt(doc)
@@ -164,7 +165,13 @@ class PartnerMappings:
             raise MappingError(f"{where}: stylesheet produced no root element", partner_id=self.partner_id,
                                document_type=document_type, direction=direction)
         # bytes(result) honours the stylesheet's xsl:output (encoding, indentation).
-        return bytes(result)
+        output = bytes(result)
+        if xmldoc.has_dtd(result) or xmldoc.doctype_line(output) is not None:
+            raise MappingError(f"{where}: stylesheet {self.stylesheets[(document_type, direction)].name} "
+                               f"produced a DOCTYPE ({xmldoc.DTD_REFUSED} from the stylesheet's output: drop "
+                               "doctype-system/doctype-public from its xsl:output)", partner_id=self.partner_id,
+                               document_type=document_type, direction=direction)
+        return output
 
     # -- internals -----------------------------------------------------------------
     def _compiled(self, document_type: str, direction: str) -> etree.XSLT:
@@ -221,6 +228,16 @@ def compile_source(source: bytes, path: Path, codelists: CodeLists, direction: s
     return etree.XSLT(tree, extensions=_extensions(codelists, direction), access_control=access)
 
 
+def _declared_doctype(source: bytes) -> str | None:
+    """Which ``xsl:output`` attribute would give the stylesheet's output a DOCTYPE, if any."""
+    root = etree.fromstring(source, _parser())
+    for output in root.iterfind("{http://www.w3.org/1999/XSL/Transform}output"):
+        for name in ("doctype-system", "doctype-public"):
+            if output.get(name) is not None:
+                return f'{name}="{output.get(name)}"'
+    return None
+
+
 def load_mappings(partner_folder: str | Path, partner_id: str | None = None) -> PartnerMappings:
     """Load and compile ``<partner_folder>/mappings``; ConfigError lists every problem.
 
@@ -253,6 +270,11 @@ def collect_mappings(folder: Path, partner_id: str) -> tuple[list[str], PartnerM
                 detail = getattr(exc, "error_log", None)
                 msgs = "; ".join(f"line {e.line}: {e.message}" for e in detail) if detail else str(exc)
                 problems.append(f"{path}: not a valid XSLT 1.0 stylesheet: {msgs or exc}")
+                continue
+            doctype = _declared_doctype(source)
+            if doctype:
+                problems.append(f"{path}: its xsl:output declares {doctype}, which puts a DOCTYPE into the mapped "
+                                f"document; {xmldoc.DTD_REFUSED} (drop the attribute)")
                 continue
             sheets[(parts[0], parts[1])] = path
             sources[(parts[0], parts[1])] = source

@@ -1,8 +1,7 @@
 """Shared fixtures for the crypto tests: throwaway RSA, Ed25519, X25519 and EC P-256
 keys, self-signed certificates and a minimal AS4 envelope. Nothing here touches disk.
 
-Imported by the other test_crypto_* modules (pytest also collects this module,
-which holds no tests).
+The fixtures built from them (signer, recipient, ...) live in conftest.py.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
@@ -64,41 +62,6 @@ def make_identity(common_name: str, key_type: str = "rsa") -> Identity:
         .sign(signing_key, digest)
     )
     return Identity(key, cert)
-
-
-@pytest.fixture(scope="session")
-def signer() -> Identity:
-    return make_identity("sender-gateway")
-
-
-@pytest.fixture(scope="session")
-def stranger() -> Identity:
-    return make_identity("someone-else")
-
-
-@pytest.fixture(scope="session")
-def recipient() -> Identity:
-    return make_identity("receiver-gateway")
-
-
-@pytest.fixture(scope="session")
-def ed_signer() -> Identity:
-    return make_identity("sender-gateway-ed25519", "ed25519")
-
-
-@pytest.fixture(scope="session")
-def ec_signer() -> Identity:
-    return make_identity("sender-gateway-p256", "ec-p256")
-
-
-@pytest.fixture(scope="session")
-def x_recipient() -> Identity:
-    return make_identity("receiver-gateway-x25519", "x25519")
-
-
-@pytest.fixture(scope="session")
-def ec_recipient() -> Identity:
-    return make_identity("receiver-gateway-p256", "ec-p256")
 
 
 ENVELOPE_XML = f"""\
