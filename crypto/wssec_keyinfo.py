@@ -50,7 +50,7 @@ def _load_der(b64text: str | None, where: str) -> x509.Certificate:
         certificate = x509.load_der_x509_certificate(b64decode(b64text))
         certificate.subject.rfc4514_string()
         certificate.issuer.rfc4514_string()
-        certificate.extensions
+        len(certificate.extensions)
         certificate.public_key()
     except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
         raise SignatureError(f"{where} does not hold a valid X.509 certificate: {exc}") from None

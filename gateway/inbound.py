@@ -246,6 +246,9 @@ class InboundPipeline:
                 tls_chain: tuple[x509.Certificate, ...] | None = None) -> Response:
         """Handle one POSTed AS4 message; never raises for bad input, answers an ebMS error.
 
+        Raises only once processing has reached the store (an outage there is the listener's
+        HTTP 500, which the partner retries); see :meth:`_internal_error` for a failure before.
+
         ``tls_chain`` is the TLS client certificate chain the listener verified at the
         handshake (leaf first); it is checked again against the sending partner's CRLs."""
         if len(body) > self.limits.max_message_bytes:
