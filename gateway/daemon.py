@@ -1,7 +1,10 @@
 """The daemon as a Twisted service tree: store, AS4 listener, sender, outbox poller.
 
-``MultiService`` starts children in order and stops them in reverse, so on SIGTERM the
-listener stops taking messages first, then in-flight sends finish, then the store closes.
+The tree starts its children in order (store, listeners, sender, outbox poller, evidence jobs)
+and on SIGTERM stops them one after another in reverse (``SequentialServices``): a running
+evidence job finishes, the poller stops, in-flight sends finish and are recorded, the
+listeners close, and only then does the store close; the evidence checkpoint at the root is
+written last of all.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Mapping
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from partners.documents import compile_all_schemas
@@ -104,6 +108,22 @@ class Gateway:
         return self.identity.party_id.lower() + ".swgw"
 
 
+class SequentialServices(service.MultiService):
+    """Starts its children in order and stops them one after another in reverse order, each
+    once the one started after it has finished stopping. (``MultiService`` starts in order but
+    stops all children at once, so the store would close while the sender still records the
+    outcome of its last sends.)"""
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        service.Service.stopService(self)
+        for child in reversed(list(self)):
+            try:
+                yield defer.maybeDeferred(child.stopService)
+            except Exception:   # noqa: BLE001 (one child's failure must not keep the others running)
+                log.failure("stopping {name} failed", name=child.name or type(child).__name__)
+
+
 class _StoreService(service.Service):
     def __init__(self, store: MessageStore):
         self.store = store
@@ -122,7 +142,7 @@ def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | N
     reactor = reactor or default_reactor
     sockets = sockets or {}
     config = gateway.config
-    top = service.MultiService()
+    top = SequentialServices()
     _StoreService(gateway.store).setServiceParent(top)
     listen = config.listen
     site = protect(make_site(gateway.inbound.process, listen.max_message_bytes), listen.connections, reactor)
@@ -140,7 +160,7 @@ def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | N
     Sender(config, gateway.store, gateway.registry, gateway.connector, reactor).setServiceParent(top)
     OutboxPoller(gateway.connector, gateway.outbound, gateway.party_domain,
                  config.folder.poll_interval).setServiceParent(top)
-    # Last in, so stopped first: a running time-stamp or purge finishes before the store closes.
+    # Stopped first: a running time-stamp or purge finishes before anything else stops.
     for job in evidence_services(gateway.store, config.evidence):
         job.setServiceParent(top)
     # The root: checkpoints the evidence chain head outside the database every interval, and

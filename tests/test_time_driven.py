@@ -90,3 +90,31 @@ def test_a_failing_scheduled_job_runs_again_at_every_tick():
         clock.advance(60)
     service.stopService()
     assert calls == [0.0, 60.0, 120.0, 180.0]
+
+
+def test_the_daemon_stops_its_services_one_after_another_in_reverse():
+    """The store must not close while the sender still records its last sends: each child
+    stops only once the one started after it has finished stopping."""
+    from twisted.application import service
+
+    from gateway.daemon import SequentialServices
+    stopped, held = [], defer.Deferred()
+
+    class Child(service.Service):
+        def __init__(self, name, result=None):
+            self.setName(name)
+            self.result = result
+
+        def stopService(self):
+            super().stopService()
+            stopped.append(self.name)
+            return self.result
+
+    top = SequentialServices()
+    for child in (Child("store"), Child("sender", held), Child("poller")):
+        child.setServiceParent(top)
+    top.startService()
+    done = top.stopService()
+    assert stopped == ["poller", "sender"] and not done.called     # the store waits for the sender
+    held.callback(None)
+    assert stopped == ["poller", "sender", "store"] and done.called
