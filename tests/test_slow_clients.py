@@ -160,7 +160,8 @@ def test_pipelined_requests_are_all_answered(site):
     clock.advance(19)
     assert not client.closed
     clock.advance(2)                               # the third head never completes
-    assert client.closed and client.answer().endswith(b"send the whole request promptly\n")
+    last = client.answer().rpartition(b"HTTP/1.1 ")[2]             # the answer after the two 200s
+    assert client.closed and last.startswith(b"408 ") and b"send the whole request promptly" in last
 
 
 # -- body minimum rate -------------------------------------------------------------------------
@@ -323,3 +324,15 @@ def _try_health(port: int, source: str, context: ssl.SSLContext | None) -> bool:
         return b"200 OK" in _health(port, source, context)
     except (ConnectionError, ssl.SSLError):
         return False
+
+
+def test_the_nsw_apis_408_is_a_problem_document_like_its_other_errors(tmp_path):
+    import json
+    clock = Clock()
+    client = Client(guarded(nsw_api_site(tmp_path), clock))
+    client.trickle(clock, b"GET /api/v1/inbox HTTP/1.1\r\nHost: gw\r\n" + b"X-Pad: " + b"a" * 100)
+    head, _, body = client.answer().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ") and b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert problem["type"] == "urn:swgw:problem:request-timeout" and problem["status"] == 408
+    assert "header_timeout" in problem["detail"]

@@ -23,6 +23,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "Authentication required"),
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
+    "request-timeout": (408, "Request too slow"),
     "document-too-large": (413, "Document too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "document-unprocessable": (422, "Document cannot be processed"),
@@ -30,7 +31,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
 }
 # The type of a refusal that only carries a status (a pipeline rejection, the body limit).
 BY_STATUS = {400: "submission-rejected", 401: "unauthorized", 404: "not-found", 405: "method-not-allowed",
-             413: "document-too-large", 415: "unsupported-media-type", 422: "document-unprocessable",
+             408: "request-timeout", 413: "document-too-large", 415: "unsupported-media-type", 422: "document-unprocessable",
              500: "internal-error"}
 
 

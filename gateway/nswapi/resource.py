@@ -349,7 +349,8 @@ class _ApiRequest(LimitedRequest):
             return None
         return 401, _UNAUTHORIZED, dict(_CHALLENGE)
 
-    def refusal_body(self, code, text):
+    @classmethod
+    def refusal_body(cls, code, text):
         return MEDIA_TYPE.encode(), encode(problem_for_status(code, text).document())
 
     def processingFailed(self, reason):

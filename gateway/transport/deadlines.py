@@ -139,9 +139,13 @@ class DeadlineChannel(http.HTTPChannel):
             return
         peer = transport.getPeer()
         log.info("closed a connection from {peer}: {why}", peer=getattr(peer, "host", str(peer)), why=why)
-        body = (why + "; send the whole request promptly\n").encode("ascii")
-        transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                        b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        text = why + "; send the whole request promptly"
+        # In the listener's own error format (the NSW API's problem documents), where it has one.
+        refusal = getattr(getattr(self, "requestFactory", None), "refusal_body", None)
+        content_type, body = (refusal(408, text) if refusal is not None
+                              else (b"text/plain; charset=utf-8", (text + "\n").encode("ascii")))
+        transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: %s\r\n"
+                        b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (content_type, len(body), body))
         # From now on nothing the client sends is parsed.
         self.dataReceived = lambda data: None   # type: ignore[method-assign]
         self.setTimeout(None)

@@ -42,8 +42,10 @@ class LimitedRequest(server.Request):
         are still only on the channel (see :meth:`pending_method` / :meth:`pending_path`)."""
         return None
 
-    def refusal_body(self, code: int, text: str) -> tuple[bytes, bytes]:
-        """(content type, body) of a refusal."""
+    @classmethod
+    def refusal_body(cls, code: int, text: str) -> tuple[bytes, bytes]:
+        """(content type, body) of a refusal: of this request, or of a connection cut before
+        it became one (a timeout, ``gateway.transport.deadlines``), hence a classmethod."""
         return b"text/plain; charset=utf-8", (text + "\n").encode()
 
     def pending_method(self) -> bytes:
