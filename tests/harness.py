@@ -270,8 +270,9 @@ def write_pair(tmp: Path, pki: Path, **kwargs) -> tuple[Node, Node]:
 
 
 def swgw(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``swgw ARGS`` as a child process; the deadline is for a hung command, not a slow one."""
     return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, check=check, timeout=60)
+                          text=True, check=check, timeout=180)
 
 
 class Daemon:

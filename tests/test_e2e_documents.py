@@ -160,14 +160,14 @@ def test_new_partner_works_after_reload_without_restart(tmp_path, pki, pair):
     shutil.copytree(_partner_folder_for(tmp_path, pki, "aa-nsw", "cc-nsw", a.port, c.port), broken)
     good = (broken / "partner.toml").read_text()
     (broken / "partner.toml").write_text(good.replace("party_id =", "party_idd ="))
-    result = swgw("partners", "reload", "-c", str(a.config_path), check=False)
+    result = swgw("partners", "reload", "-c", str(a.config_path), "--timeout", "110", check=False)
     assert result.returncode == 1 and "party_idd" in result.stderr and "keeps" in result.stderr
 
     # Fixed (config, certificate, mappings): reloaded, and messages flow both ways.
     (broken / "partner.toml").write_text(good + ECO_PMODE)
     shutil.copytree(ROOT / "conf" / "partners" / "th-nsw" / "mappings", broken / "mappings",
                     ignore=shutil.ignore_patterns("fixtures"))
-    result = swgw("partners", "reload", "-c", str(a.config_path))
+    result = swgw("partners", "reload", "-c", str(a.config_path), "--timeout", "110")
     assert "bb-nsw, cc-nsw" in result.stdout
     status = json.loads((a.home / "state" / "partners-reload.json").read_text())
     assert status["ok"] and status["partners"] == ["bb-nsw", "cc-nsw"]
