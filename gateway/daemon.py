@@ -1,10 +1,11 @@
 """The daemon as a Twisted service tree: store, AS4 listener, sender, outbox poller.
 
-The tree starts its children in order (store, listeners, sender, outbox poller, evidence jobs)
-and on SIGTERM stops them one after another in reverse (``SequentialServices``): a running
-evidence job finishes, the poller stops, in-flight sends finish and are recorded, the
-listeners close, and only then does the store close; the evidence checkpoint at the root is
-written last of all.
+The tree starts its children in order (listeners, sender, outbox poller, evidence jobs) and
+on SIGTERM stops them one after another in reverse (``SequentialServices``): a running
+evidence job finishes, the poller stops, in-flight sends finish and are recorded, then the
+listeners close (so they keep accepting, into the database, while the sender drains: at most
+the sender's timeout). The root (``CheckpointService``) then writes the stop checkpoint and
+only then closes the store.
 """
 from __future__ import annotations
 
@@ -124,15 +125,6 @@ class SequentialServices(service.MultiService):
                 log.failure("stopping {name} failed", name=child.name or type(child).__name__)
 
 
-class _StoreService(service.Service):
-    def __init__(self, store: MessageStore):
-        self.store = store
-
-    def stopService(self):
-        self.store.close()
-        return super().stopService()
-
-
 def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | None = None) -> service.MultiService:
     """The service tree. ``sockets`` are listening sockets handed over by an in-process caller
     (name -> fd); a listener without one takes the socket of its name that the service
@@ -142,8 +134,7 @@ def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | N
     reactor = reactor or default_reactor
     sockets = sockets or {}
     config = gateway.config
-    top = SequentialServices()
-    _StoreService(gateway.store).setServiceParent(top)
+    top = SequentialServices()       # the store is closed by the root, after the last checkpoint
     listen = config.listen
     site = protect(make_site(gateway.inbound.process, listen.max_message_bytes), listen.connections, reactor)
     if not listen.tls:

@@ -32,8 +32,10 @@ def reserve_port() -> int:
     """A loopback TCP port held for this test (bound, not yet listening: connections are refused)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    # Set after the kernel chose the port, so that only this process's own sockets (which set it
-    # too) may bind the port again: see ``take_down``.
+    # Set after the kernel chose the port, so that ``take_down`` can bind it again beside this
+    # socket. Linux allows that to any socket of the same user that sets SO_REUSEPORT too; the
+    # other test workers never set it on a port they did not reserve, and a plain bind (port 0
+    # or a daemon binding its configured port) is refused while the port is held.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     port = sock.getsockname()[1]
     _HELD[port] = sock
@@ -42,8 +44,8 @@ def reserve_port() -> int:
 
 def take_down(port: int) -> None:
     """Stop listening on held ``port`` but keep holding it, so that connections are refused again
-    (a partner that is down): a fresh socket binds the port (SO_REUSEPORT, same owner) before
-    the listening one closes, so the port is never free for anyone else to take."""
+    (a partner that is down): a fresh socket binds the port (SO_REUSEPORT) before the listening
+    one closes, so the port is never free for anyone else to take."""
     if port not in _HELD:
         return
     fresh = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,5 +1,6 @@
 """The NSW HTTP API over real HTTP on 127.0.0.1: auth, submit, status, inbox, OpenAPI document."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -88,28 +89,28 @@ def test_inbox_list_fetch_ack(api):
         assert response.code == 404
 
 
-def _raw_exchange(base: str, head: bytes, body: bytes = b"", timeout: float = 5.0) -> tuple[bytes, float]:
-    """Send ``head`` and (part of) a body on a raw socket; return the first response bytes
-    and how long they took. Blocking: run it in a thread, the server lives on the reactor."""
+def _raw_exchange(base: str, head: bytes, body: bytes = b"", timeout: float = 60.0) -> bytes:
+    """Send ``head`` and (part of) a body on a raw socket; return the whole response (headers and
+    the body its Content-Length announces). The server answering while the body is incomplete
+    is the proof that it refused without reading it. Blocking: run it in a thread."""
     import socket
-    import time
     host, port = base.rsplit("/", 1)[1].split(":")
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        started = time.monotonic()
         sock.sendall(head + body)
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = sock.recv(65536)
             if not chunk:
-                break
+                return data
             data += chunk
-        try:                                  # the rest of a short response, if it is coming
-            sock.settimeout(0.5)
-            while chunk := sock.recv(65536):
-                data += chunk
-        except OSError:
-            pass
-        return data, time.monotonic() - started
+        headers, _, rest = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", headers)
+        while length and len(rest) < int(length.group(1)):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return headers + b"\r\n\r\n" + rest
 
 
 def _post_head(length: int | str, token: str | None = None, path: str = "/api/v1/documents?partner=sg-nsw&type=ephyto",
@@ -127,15 +128,15 @@ def test_unauthenticated_post_is_refused_before_its_body_is_read(api):
     from twisted.internet import threads
     base, _, _ = api
     for token in (None, "wrong-token"):
-        data, took = yield threads.deferToThread(
+        data = yield threads.deferToThread(
             _raw_exchange, base, _post_head(10**9, token, extra="Expect: 100-continue\r\n"), b"<a/")
         assert data.startswith(b"HTTP/1.1 401 "), data[:200]
         assert b"100 Continue" not in data
         assert b"www-authenticate: bearer" in data.lower()
-        assert b"missing or wrong bearer token" in data and took < 3.0
+        assert b"missing or wrong bearer token" in data
     # Chunked, without Content-Length: refused just the same, before any chunk.
-    data, took = yield threads.deferToThread(_raw_exchange, base, _post_head("chunked"), b"3\r\n<a/\r\n")
-    assert data.startswith(b"HTTP/1.1 401 ") and took < 3.0
+    data = yield threads.deferToThread(_raw_exchange, base, _post_head("chunked"), b"3\r\n<a/\r\n")
+    assert data.startswith(b"HTTP/1.1 401 ")
     # Public GET routes stay open; authenticated requests still work.
     response = yield treq.get(base + "/health")
     assert response.code == 200
@@ -149,9 +150,9 @@ def test_authenticated_oversize_post_gets_413_before_its_body_is_read(api, tmp_p
     from twisted.internet import threads
     base, _, _ = api
     # Default limit (50 MB): a Content-Length over it is answered at once, body unread.
-    data, took = yield threads.deferToThread(_raw_exchange, base, _post_head(60 * 1024 * 1024, TOKEN), b"<a/")
+    data = yield threads.deferToThread(_raw_exchange, base, _post_head(60 * 1024 * 1024, TOKEN), b"<a/")
     assert data.startswith(b"HTTP/1.1 413 "), data[:200]
-    assert b"exceeds" in data and took < 3.0
+    assert b"exceeds" in data
     # A small limit, and a chunked body that crosses it: refused at the first byte over.
     store = MessageStore(f"sqlite:///{tmp_path / 'small.db'}", tmp_path / "small-blobs")
     site = make_nsw_api_site(submit=Backend(store).submit, find=lambda mid, ref: store.find(mid, ref),
@@ -161,9 +162,9 @@ def test_authenticated_oversize_post_gets_413_before_its_body_is_read(api, tmp_p
     try:
         small = f"http://127.0.0.1:{port.getHost().port}"
         chunk = b"x" * 1500
-        data, took = yield threads.deferToThread(
+        data = yield threads.deferToThread(
             _raw_exchange, small, _post_head("chunked", TOKEN), b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        assert data.startswith(b"HTTP/1.1 413 ") and took < 3.0, data[:200]
+        assert data.startswith(b"HTTP/1.1 413 "), data[:200]
         assert b"application/problem+json" in data and b'"status": 413' in data
         assert b"limit of 1000 bytes" in data
         response = yield treq.post(small + "/api/v1/documents?partner=sg-nsw&type=ephyto",

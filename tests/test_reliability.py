@@ -11,7 +11,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from gateway.connectors.folder_client import drop_document, inbox_entries, report_for, reports
+from gateway.connectors.folder_client import drop_document, inbox_entries, report_for
 from gateway.store.store import MessageStore
 from tests.harness import Daemon, reserve_port, server_socket, swgw, wait_for, write_node, write_pair
 
@@ -39,16 +39,21 @@ def test_crash_test_200_messages_sigkill_both_sides(tmp_path, pki):
         rng = random.Random(20261123)
         store = _store(a)
         in_flight_at_kill = []
-        for _ in range(8):
-            time.sleep(rng.uniform(0.2, 1.0))
+
+        def delivered() -> int:
+            return len(store.list_messages(status="delivered", limit=1000))
+
+        # Kill points by progress, not by time: whatever the machine's speed, every kill falls
+        # while messages are on their way (a restart delivers nothing until it is up again).
+        for target in (5, 20, 40, 60, 80, 100, 120, 140):
+            wait_for(lambda: delivered() >= target, interval=0.02, what=f"{target} deliveries")
             victim = rng.choice([da, db])
-            in_flight_at_kill.append(n - len(store.list_messages(status="delivered", limit=1000)))
+            in_flight_at_kill.append(n - delivered())
             victim.kill()
             victim.start()
         # the kills hit while messages were still on their way, not after the fact
         assert sum(1 for pending in in_flight_at_kill if pending > 0) >= 4, in_flight_at_kill
-        wait_for(lambda: len(store.list_messages(status="delivered", limit=1000)) == n,
-                 interval=0.5, what=f"all {n} messages delivered")
+        wait_for(lambda: delivered() == n, interval=0.5, what=f"all {n} messages delivered")
     finally:
         da.stop()
         db.stop()
@@ -147,9 +152,13 @@ def test_failing_partner_retries_then_fails_then_operator_retry_delivers(tmp_pat
             mid = _trace(a, "CANCEL")["message_id"]
             swgw("messages", "-c", str(a.config_path), "cancel", mid)
             db.start()
-            time.sleep(2)
+            # A message queued after the cancel, delivered: the sender has run since, and the
+            # cancelled one (due earlier) would have gone first had the cancel not held.
+            drop_document(ca.folder.outbox, "z.xml", b"<doc>after the cancel</doc>", partner="bb-nsw",
+                          document_type="test-cert", reference="BARRIER")
+            wait_for(lambda: _trace(a, "BARRIER").get("status") == "delivered", what="a later message delivered")
             assert _trace(a, "CANCEL")["status"] == "cancelled"
-            assert [e["reference"] for e in inbox_entries(b.config().folder.inbox)] == ["FLAKY"]
+            assert sorted(e["reference"] for e in inbox_entries(b.config().folder.inbox)) == ["BARRIER", "FLAKY"]
             bad = swgw("messages", "-c", str(a.config_path), "cancel", "no-such-id", check=False)
             assert bad.returncode == 1 and "no outbound message with id no-such-id" in bad.stderr
         finally:

@@ -42,8 +42,13 @@ def check_inherited(fd: int, name: str, host: str, port: int) -> None:
     """Refuse an inherited socket that is not a TCP socket bound where the config says: the
     config stays the one place that tells where the gateway listens."""
     try:
-        sock = socket.socket(fileno=os.dup(fd))
+        dup = os.dup(fd)
     except OSError as exc:
+        raise ActivationError(f"inherited socket {name!r} (fd {fd}) is unusable: {exc.strerror}") from None
+    try:
+        sock = socket.socket(fileno=dup)
+    except OSError as exc:
+        os.close(dup)
         raise ActivationError(f"inherited socket {name!r} (fd {fd}) is unusable: {exc.strerror}") from None
     try:
         if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
