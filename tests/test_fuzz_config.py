@@ -11,18 +11,18 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import load_gateway_config
 from partners.configfile import ConfigError
 from partners.registry import load_partners
 from tests.fuzz.config_gen import build_config_env
+from tests.fuzz.budget import in_suite
 from tests.fuzz.targets import config_target, corpus_files, coverage_files, replay
 from tests.harness import swgw
 
-FUZZ = settings(max_examples=80, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = in_suite(max_examples=80)
 
 
 @pytest.fixture(scope="module")

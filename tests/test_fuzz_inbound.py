@@ -14,7 +14,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -22,12 +22,12 @@ from crypto import suite, verify_message
 from gateway import as4
 from tests.fuzz.inbound_env import EDDSA, build_env
 from tests.fuzz.mutate import NS, model_of
+from tests.fuzz.budget import in_suite
 from tests.fuzz.targets import corpus_files, coverage_files, inbound_target, replay
 
 BASE = "edelivery-as4-1.15"
 SUITE_OF_SEED = {"eddsa": EDDSA}
-FUZZ = settings(max_examples=300, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = in_suite(max_examples=300)
 
 
 @pytest.fixture(scope="module")

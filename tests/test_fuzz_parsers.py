@@ -13,7 +13,7 @@ import base64
 import copy
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -22,12 +22,12 @@ from crypto.wssec_common import Part
 from gateway import as4
 from tests.fuzz.inbound_env import build_env
 from tests.fuzz.mutate import NS
+from tests.fuzz.budget import in_suite
 from tests.fuzz.targets import (check_error_fits_signal, corpus_files, coverage_files, header_target, mime_target,
                                  replay, wssec_target)
 
 TARGET = {"mime": mime_target, "header": header_target, "wssec": wssec_target}
-FUZZ = settings(max_examples=300, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = in_suite(max_examples=300)
 
 
 @pytest.fixture(scope="module")
