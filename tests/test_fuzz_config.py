@@ -182,23 +182,26 @@ def test_a_crl_url_that_does_not_parse_is_a_problem(tree):
     assert any(p.startswith(f"{partner} [partner.crls]: ") and "not a usable URL" in p for p in problems), problems
 
 
+def _set_key(tree: Path, table: str, key: str, value: str) -> Path:
+    """gateway.toml of ``tree`` with ``key`` of ``[table]`` set to the raw TOML ``value``."""
+    config = tree / "gateway.toml"
+    text = config.read_text()
+    start = text.index(f"{key} = ", text.index(f"[{table}]"))
+    config.write_text(text[:start] + f"{key} = {value}" + text[text.index("\n", start):])
+    return config
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1" + "0" * 400])
 def test_a_number_that_is_no_duration_is_a_problem(tree, value):
     """nan passed every `minimum` check (nan < x is False) and inf made timers that never
     fire; an integer beyond the float range raised OverflowError."""
-    config = tree / "gateway.toml"
-    text = config.read_text()
-    start = text.index("timeout = ", text.index("[sender]"))
-    config.write_text(text[:start] + f"timeout = {value}" + text[text.index("\n", start):])
+    config = _set_key(tree, "sender", "timeout", value)
     problems = problems_of(load_gateway_config, config)
     assert any(p.startswith(f"{config} [sender.timeout]: ") for p in problems), problems
 
 
 @pytest.mark.parametrize("value", ["65536", "99999999999999999999"])
 def test_a_port_beyond_65535_is_a_problem(tree, value):
-    config = tree / "gateway.toml"
-    text = config.read_text()
-    start = text.index("port = ", text.index("[listen]"))
-    config.write_text(text[:start] + f"port = {value}" + text[text.index("\n", start):])
+    config = _set_key(tree, "listen", "port", value)
     problems = problems_of(load_gateway_config, config)
     assert any(p.startswith(f"{config} [listen.port]: must be at most 65535") for p in problems), problems

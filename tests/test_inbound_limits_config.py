@@ -41,6 +41,15 @@ def test_listen_limits_are_read_from_gateway_toml(tmp_path, pki):
         (262144, 3, 65536, 64)
 
 
+def _assert_listen_line_refused(tmp_path, pki, line: str, message: str) -> None:
+    """``line`` in b's [listen] table makes its config fail with ``message``, naming file and key."""
+    _a, b = write_pair(tmp_path, pki)
+    _set_listen(b, line + "\n")
+    with pytest.raises(ConfigError) as info:
+        b.config()
+    assert any(p == f"{b.config_path} {message}" for p in info.value.problems), info.value.problems
+
+
 @pytest.mark.parametrize("line, message", [
     ("max_parts = 0", "[listen.max_parts]: must be at least 1, got 0"),
     ("max_parts = -5", "[listen.max_parts]: must be at least 1, got -5"),
@@ -51,11 +60,7 @@ def test_listen_limits_are_read_from_gateway_toml(tmp_path, pki):
     ("max_part = 5", "[listen.max_part]: unknown key (typo?)"),
 ])
 def test_bad_listen_limits_name_file_and_key(tmp_path, pki, line, message):
-    _a, b = write_pair(tmp_path, pki)
-    _set_listen(b, line + "\n")
-    with pytest.raises(ConfigError) as info:
-        b.config()
-    assert any(p == f"{b.config_path} {message}" for p in info.value.problems), info.value.problems
+    _assert_listen_line_refused(tmp_path, pki, line, message)
 
 
 SLOW_CLIENT_LIMITS = """header_timeout = 10
@@ -105,11 +110,7 @@ def test_slow_client_limits_are_read_for_both_listeners(tmp_path, pki):
     ("header_timout = 10", "[listen.header_timout]: unknown key (typo?)"),
 ])
 def test_bad_slow_client_limits_name_file_and_key(tmp_path, pki, line, message):
-    _a, b = write_pair(tmp_path, pki)
-    _set_listen(b, line + "\n")
-    with pytest.raises(ConfigError) as info:
-        b.config()
-    assert any(p == f"{b.config_path} {message}" for p in info.value.problems), info.value.problems
+    _assert_listen_line_refused(tmp_path, pki, line, message)
 
 
 def test_bad_slow_client_limits_of_the_nsw_api_name_its_table(tmp_path, pki):
