@@ -125,6 +125,21 @@ class SequentialServices(service.MultiService):
                 log.failure("stopping {name} failed", name=child.name or type(child).__name__)
 
 
+class NswRedelivery(service.Service):
+    """At start-up, before the listeners: inbound messages a crash left committed but not yet in
+    the NSW's hands (``received``) are handed over (blocking: normally none, one index lookup)."""
+    name = "nsw-redelivery"
+
+    def __init__(self, pipeline: InboundPipeline):
+        self.pipeline = pipeline
+
+    def startService(self):
+        super().startService()
+        count = self.pipeline.redeliver_owed()
+        if count:
+            log.info("handed {n} message(s) received before the last shutdown to the NSW", n=count)
+
+
 def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | None = None) -> service.MultiService:
     """The service tree. ``sockets`` are listening sockets handed over by an in-process caller
     (name -> fd); a listener without one takes the socket of its name that the service
@@ -142,6 +157,7 @@ def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | N
                  "reverse proxy", host=listen.host, port=listen.port)
     endpoint = _endpoint(reactor, AS4, listen.host, listen.port, listen.tls, listen.cert, listen.key,
                          listen.client_ca, sockets)
+    NswRedelivery(gateway.inbound).setServiceParent(top)
     listener = StreamServerEndpointService(endpoint, site)
     listener._raiseSynchronously = True     # a port that cannot be bound fails startService, not a log line
     listener.setName("as4-listener")

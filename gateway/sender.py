@@ -18,7 +18,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseNeverReceived
 
 from gateway import as4
 from gateway.config import GatewayConfig
-from gateway.connectors.folder import FolderConnector
+from gateway.connectors.nsw import NswConnector
 from gateway.receipts import DELIVERED, FAILED, RETRY, Verdict, judge_response
 from gateway.retry_policy import JITTER, decide_retry
 from gateway.store.store import MessageStore, OutboundJob, StepEvent, utcnow
@@ -32,7 +32,7 @@ class Sender(Service):
     name = "sender"
 
     def __init__(self, config: GatewayConfig, store: MessageStore, registry: Callable[[], PartnerRegistry],
-                 connector: FolderConnector, reactor=None, run_blocking=None):
+                 connector: NswConnector, reactor=None, run_blocking=None):
         """``reactor`` also serves as the clock of the poll loop; ``run_blocking`` runs the store
         work off the reactor (``deferToThread``), or synchronously where a test drives the
         sender on a ``task.Clock``."""

@@ -246,6 +246,35 @@ def test_a_partner_may_only_send_its_own_countrys_aeo_list(pair):
     assert registry.lookup("P051998877Q", dt.date(2024, 5, 15))[0].status == "unknown"   # nothing applied
 
 
+def test_an_aeo_list_commits_with_its_message_or_not_at_all(pair, monkeypatch):
+    """The registry update is part of the message's unit of work: when recording the message
+    fails (here its evidence entry), the list is not applied either, and the partner's
+    resend applies it once."""
+    import gateway.store.store as store_module
+    registry = AeoRegistry(pair.gw_b.store.engine)
+    on = dt.date(2024, 5, 15)
+    real = store_module.witness_inbound
+
+    def broken(*args, **kw):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(store_module, "witness_inbound", broken)
+    mid = pair.gw_a.outbound.submit(Submission(partner_id="bb-nsw", document_type="aeo",
+                                               document=sample("aeo-full-KE.xml"), nsw_reference="AEO-UOW"))
+    (job,) = [j for j in pair.gw_a.store.claim_due(50) if j.message_id == mid]
+    with pytest.raises(OSError):
+        pair.gw_b.inbound.process(job.content_type, job.body)      # HTTP 500: the partner resends
+    assert pair.gw_b.store.find_inbound("aa-nsw", mid) is None
+    assert registry.lookup("P051998877Q", on)[0].status == "unknown"      # nothing applied
+    assert inbox_entry(pair.gw_b.config.folder.inbox, mid) is None
+
+    monkeypatch.setattr(store_module, "witness_inbound", real)
+    answer = pair.gw_b.inbound.process(job.content_type, job.body)
+    assert judge_response(job, pair.gw_a.registry().get("bb-nsw"), answer.code, answer.content_type,
+                          answer.body).outcome == DELIVERED
+    assert registry.lookup("P051998877Q", on)[0].status != "unknown"
+    assert "KE-AEO-2024-05-01-FULL" in inbox_entry(pair.gw_b.config.folder.inbox, mid)["aeo"]
+
+
 def test_business_response_is_linked_to_the_message_it_answers(pair):
     mid, verdict, _ = send(pair, "test-cert", b"<request>inspect</request>", "REQ-1")
     assert verdict.outcome == DELIVERED

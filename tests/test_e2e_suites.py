@@ -14,6 +14,8 @@ answered EBMS:0103. (Downgrades within 1.15 -- SHA-1, RSA-1.5, CBC -- are in the
 """
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import gzip
 import json
@@ -131,28 +133,27 @@ def test_national_gateway_exchanges_with_2_0_and_1_15_partners_both_ways(nationa
         # decrypting the raw message with our key for the suite it came under: the stored
         # plaintext payload is moved away first, so it cannot be rebuilt from that instead.
         # (cc-nsw is TLS-only: its attachment is in the clear on the wire.)
-        payload = _inbound_payload_blob(ke, back["message_id"], name)
-        aside = payload.with_suffix(".aside")
-        payload.rename(aside)
-        try:
-            bundle = ke.home / f"evidence-{name}.zip"
+        bundle = ke.home / f"evidence-{name}.zip"
+        with _inbound_payload_aside(ke, back["message_id"], name):
             swgw("evidence", "export", "-c", str(ke.config_path), back["message_id"], "-o", str(bundle),
                  "--direction", "in")
-        finally:
-            aside.rename(payload)
         with zipfile.ZipFile(bundle) as z:
             attachments = [z.read(n) for n in z.namelist() if n.startswith("attachments/")]
         # The signed octets: the gzip'ed payload when the PMode compresses, as on the wire.
         assert [gzip.decompress(a) if a[:2] == b"\x1f\x8b" else a for a in attachments] == [doc(f"from {name}")]
 
 
-def _inbound_payload_blob(node, message_id: str, partner_id: str):
+@contextlib.contextmanager
+def _inbound_payload_aside(node, message_id: str, partner_id: str):
+    """The stored plaintext payload of an inbound message is gone from the store meanwhile."""
     from gateway.store.store import MessageStore
+    from tests.blob_helpers import moved_aside
     cfg = node.config()
     store = MessageStore(cfg.database_url, cfg.blob_dir)
     try:
         (payload,) = store.find_inbound(partner_id, message_id).payloads
-        return store.blobs.path(payload.digest)
+        with moved_aside(store, payload.digest):
+            yield
     finally:
         store.close()
 

@@ -16,6 +16,7 @@ from gateway.evidence.verify import verify_evidence
 from gateway.outbound import Submission
 from gateway.store.models import EvidenceEntry
 from gateway.store.store import MessageStore, PayloadData, StepEvent
+from tests.blob_helpers import alter_blob, blob_present, flip_a_bit, remove_blob
 from tests.evidence_helpers import db_path, evidence_cli, make_pair
 from tests.harness import swgw
 
@@ -63,25 +64,22 @@ def test_pipelines_append_a_linked_chain_that_verifies(pair):
 def test_tampered_blob_file_is_named(pair):
     mid = pair.exchange()
     (msg,) = pair.gw_a.store.find(mid)
-    path = pair.gw_a.store.blobs.path(msg.raw_digest)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 1
-    path.write_bytes(bytes(data))
+    where = alter_blob(pair.gw_a.store, msg.raw_digest, flip_a_bit)
     done = verify(pair.a)
     assert done.returncode == 1
     first = done.stderr.splitlines()[0]
-    assert "first broken link" in first and str(path) in first and "altered" in first
+    assert "first broken link" in first and where in first and "altered" in first
     assert "entry seq 1" in first
 
 
 def test_deleted_receipt_file_is_named(pair, capsys):
     mid = pair.exchange()
     (msg,) = pair.gw_a.store.find(mid)
-    path = pair.gw_a.store.blobs.path(msg.receipt.digest)
-    path.unlink()
+    remove_blob(pair.gw_a.store, msg.receipt.digest)
     done = verify(pair.a, capsys)
     assert done.returncode == 1
-    assert str(path) in done.stderr and "missing" in done.stderr and "receipt_digest of entry seq 2" in done.stderr
+    assert f"blob {msg.receipt.digest} (neither in the database nor at" in done.stderr
+    assert "missing" in done.stderr and "receipt_digest of entry seq 2" in done.stderr
 
 
 @pytest.mark.parametrize("sql, expected", [
@@ -165,9 +163,9 @@ def test_purge_removes_old_bytes_and_keeps_the_chain_verifiable(pair, capsys):
     assert "purged 1 message(s)" in done.stdout and "entry seq 4" in done.stdout
     store = pair.gw_a.store
     for digest in (msg.raw_digest, msg.receipt.digest, msg.payloads[0].digest):
-        assert not store.blobs.path(digest).exists()
+        assert not blob_present(store, digest)
     (still,) = store.find(queued)
-    assert store.blobs.path(still.raw_digest).exists()          # a queued message keeps its bytes
+    assert blob_present(store, still.raw_digest)                # a queued message keeps its bytes
     purge_entry = entries(store)[-1]
     assert purge_entry.kind == "purge" and msg.raw_digest in purge_entry.data
     ok = verify(pair.a)
@@ -176,7 +174,7 @@ def test_purge_removes_old_bytes_and_keeps_the_chain_verifiable(pair, capsys):
     capsys.readouterr()
     assert main(["evidence", "purge", "-c", str(pair.a.config_path), "--older-than", "30"]) == 0
     assert "nothing to purge" in capsys.readouterr().out
-    store.blobs.path(still.raw_digest).unlink()                 # a file no purge removed
+    remove_blob(store, still.raw_digest)                        # a blob no purge removed
     broken = verify(pair.a, capsys)
     assert broken.returncode == 1 and "no purge entry removed it" in broken.stderr
 
@@ -206,6 +204,6 @@ def test_migration_backfills_messages_stored_before_the_log(tmp_path):
             (1, "message-sent", "ab", None), (2, "receipt-received", "ab", "cd")]
         assert all(entry_hash(entry_fields(e)) == e.entry_hash for e in log)
         report = verify_evidence(store)
-        assert {p.where.split(" ")[0] for p in report.problems} == {"file"}   # only the blobs were never there
+        assert {p.where.split(" ")[0] for p in report.problems} == {"blob"}   # only the blobs were never there
     finally:
         store.close()

@@ -138,8 +138,8 @@ def test_daemon_purges_per_retention_and_the_chain_still_verifies(pair, tsa):
         wait_for(lambda: any(k == "timestamp" and d["timestamped_seq"] >= purge_seq for _s, k, d in _log(pair.a)), what="a time-stamp over the purge entry")
     finally:
         daemon.stop()
-    assert not blobs.path(old_row.raw_digest).exists() and not blobs.path(old_row.receipt.digest).exists()
-    assert blobs.path(recent_row.raw_digest).exists() and blobs.path(recent_row.receipt.digest).exists()
+    assert not blobs.exists(old_row.raw_digest) and not blobs.exists(old_row.receipt.digest)
+    assert blobs.exists(recent_row.raw_digest) and blobs.exists(recent_row.receipt.digest)
     assert len([e for e in _log(pair.a) if e[1] == "purge"]) == 1       # later ticks find nothing new
     done = swgw("evidence", "verify", "-c", str(pair.a.config_path), check=False)
     assert done.returncode == 0, done.stderr

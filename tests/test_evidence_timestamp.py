@@ -15,6 +15,7 @@ from gateway.evidence.canonical import entry_hash
 from gateway.evidence.chain import entry_fields
 from gateway.evidence.tsp import TimestampError, make_request, parse_response, verify_token
 from gateway.store.models import EvidenceEntry
+from tests.blob_helpers import alter_blob
 from tests.evidence_helpers import make_pair
 from tests.harness import reserve_port, swgw
 from tests.tsa_server import start_tsa
@@ -80,10 +81,9 @@ def test_chain_head_is_time_stamped_and_the_token_checks_out(pair, tsa, capsys, 
     assert "Verification: OK" in done.stdout, done.stderr
 
     # a tampered token file is named
-    path = store.blobs.path(data["token_digest"])
-    path.write_bytes(token[:-1] + bytes([token[-1] ^ 1]))
+    where = alter_blob(store, data["token_digest"], lambda _: token[:-1] + bytes([token[-1] ^ 1]))
     code, _, err = run(capsys, "evidence", "verify", "-c", str(pair.a.config_path))
-    assert code == 1 and str(path) in err.splitlines()[0]
+    assert code == 1 and where in err.splitlines()[0]
 
 
 def test_rewriting_history_under_a_time_stamp_is_detected(pair, capsys):

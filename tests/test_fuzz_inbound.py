@@ -161,7 +161,7 @@ def test_a_bug_while_checking_a_message_is_a_signed_ebms_0004(env, monkeypatch):
     step, payload resolution."""
     def broken(*_args, **_kwargs):
         raise TypeError("injected fault")
-    monkeypatch.setattr("gateway.inbound.resolve_payloads", broken)
+    monkeypatch.setattr("gateway.inbound.steps.resolve_payloads", broken)
     seed = seed_named(env, "rsa2")
     before = len(env.gateway.store.list_messages())
     response = env.pipeline.process(seed.content_type, seed.body)

@@ -287,12 +287,15 @@ def test_full_disk_then_read_only_store_recover_without_loss(tmp_path, pki):
             assert not [p for p in cb.folder.inbox.iterdir() if p.name.endswith(".tmp")]
             assert not [p for p in (b_state / "blobs").rglob("*.tmp")]
 
-            # the sender's store becomes read-only: submissions wait in the outbox, then flow
-            a_state = a.home / "state" / "blobs"     # where signed messages are stored
+            # the sender's store becomes read-only: submissions wait in the outbox, then flow.
+            # Blobs above the store's inline limit (1 MiB) are files in state/blobs, written
+            # before the transaction: a document that large meets the read-only directory.
+            a_state = a.home / "state" / "blobs"
             subprocess.run(["mount", "--bind", str(a_state), str(a_state)], check=True)
             try:
                 _remount(a_state, "bind,ro")
-                drop_document(ca.folder.outbox, "RO.xml", b"<doc>read-only</doc>", partner="bb-nsw",
+                drop_document(ca.folder.outbox, "RO.xml", b"<doc>" + os.urandom(700_000).hex().encode() + b"</doc>",
+                              partner="bb-nsw",
                               document_type="test-manifest", reference="RO")
                 wait_for(lambda: "cannot queue outbox document RO.xml: the store is not writable"
                          in da.log.read_text(), what="a clear error about the read-only store")

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from tests.blob_helpers import alter_blob
 from gateway.store.store import (DELIVERED, FAILED, QUEUED, SENDING, DuplicateMessage, MessageStore,
                                  PayloadData, StepEvent, utcnow)
 
@@ -208,17 +209,30 @@ def test_duplicate_inbound_is_refused_per_partner(store):
 def test_blob_store_detects_corruption(store):
     digest = store.blobs.put(b"evidence")
     assert store.blobs.put(b"evidence") == digest                 # idempotent, content-addressed
-    assert store.blobs.path(digest).parent.name == digest[:2]
-    store.blobs.path(digest).write_bytes(b"evidencE")
+    assert store.blobs.where(digest) == f"blob {digest} (database)"   # small: in the database
+    alter_blob(store, digest, lambda _: b"evidencE")
     with pytest.raises(IOError, match=digest):
         store.blob(digest)
+
+
+def test_large_blobs_are_files_written_before_the_transaction(tmp_path):
+    store = MessageStore(f"sqlite:///{tmp_path / 'gw.db'}", tmp_path / "blobs", inline_max=1024)
+    try:
+        big = b"x" * 2048
+        digest = store.blobs.put(big)
+        assert store.blobs.path(digest).read_bytes() == big and store.blobs.where(digest).startswith("file ")
+        assert store.blob(digest) == big
+        alter_blob(store, digest, lambda _: b"y" * 2048)
+        with pytest.raises(IOError, match=digest):
+            store.blob(digest)
+    finally:
+        store.close()
 
 
 def test_corrupt_raw_message_is_reported_when_claimed(store):
     outbound(store)
     digest = row(store, "m1@aa").raw_digest
-    path = store.blobs.path(digest)
-    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    alter_blob(store, digest, lambda old: old[:-1] + b"!")
     assert store.claim_due(10) == []
     failed = row(store, "m1@aa")
     assert failed.status == "failed" and digest in failed.last_error and "restore" in failed.last_error
@@ -227,8 +241,7 @@ def test_corrupt_raw_message_is_reported_when_claimed(store):
 def test_corrupt_blob_does_not_strand_other_messages(store):
     outbound(store, "bad@aa")
     outbound(store, "good@aa", raw=RAW + b"good")
-    path = store.blobs.path(row(store, "bad@aa").raw_digest)
-    path.write_bytes(b"corrupted")
+    alter_blob(store, row(store, "bad@aa").raw_digest, lambda _: b"corrupted")
     try:
         claimed = store.claim_due(10)
     except IOError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import JSON, Date, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from gateway.aeo.model import (DELETE, DELTA, FULL, AeoList, Address, Operator, Suspension, status_on)
 from gateway.store.models import UTCDateTime
@@ -120,47 +120,54 @@ class AeoRegistry:
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     def apply(self, aeo_list: AeoList, message_id: str | None = None) -> ApplyResult:
+        """Apply a list in a transaction of its own (the CLI's import)."""
+        with self.sessions.begin() as s:
+            return self.apply_in(s, aeo_list, message_id)
+
+    @staticmethod
+    def apply_in(s: Session, aeo_list: AeoList, message_id: str | None = None) -> ApplyResult:
+        """Apply a list inside the caller's transaction: a list received in a message commits
+        with that message (one unit of work), or not at all."""
         now = dt.datetime.now(dt.timezone.utc)
         country = aeo_list.issuing_country
-        with self.sessions.begin() as s:
-            if s.scalar(select(AeoListRow.id).where(AeoListRow.issuing_country == country,
-                                                    AeoListRow.list_id == aeo_list.list_id)) is not None:
-                return ApplyResult(aeo_list.list_id, country, aeo_list.list_type, 0, 0, already_applied=True)
-            upserted = deleted = 0
-            if aeo_list.list_type == FULL:
-                before = set(s.scalars(select(AeoOperatorRow.operator_id)
-                                       .where(AeoOperatorRow.issuing_country == country)).all())
-                s.execute(delete(AeoOperatorRow).where(AeoOperatorRow.issuing_country == country))
-                deleted = len(before - {c.operator_id for c in aeo_list.changes})
-            elif aeo_list.list_type == DELTA:
-                last = s.scalars(select(AeoListRow).where(AeoListRow.issuing_country == country)
-                                 .order_by(AeoListRow.id.desc()).limit(1)).first()
-                if last is None:
-                    raise AeoListRejected(f"delta {aeo_list.list_id} from {country} arrived before any full list; "
-                                          f"ask {country} for a full list")
-                if aeo_list.based_on and aeo_list.based_on != last.list_id:
-                    raise AeoListRejected(f"delta {aeo_list.list_id} from {country} is based on "
-                                          f"{aeo_list.based_on}, but the last list applied is {last.list_id}; "
-                                          "a list in between is missing, ask for a full list")
-            for change in aeo_list.changes:
-                existing = s.scalars(select(AeoOperatorRow).where(AeoOperatorRow.issuing_country == country,
-                                                                  AeoOperatorRow.operator_id == change.operator_id)).first()
-                if change.action == DELETE:
-                    if existing is not None:
-                        s.delete(existing)
-                        deleted += 1
-                    continue
-                values = _row_values(change.record, country, aeo_list.list_id, now)
-                if existing is None:
-                    s.add(AeoOperatorRow(**values))
-                else:
-                    for key, value in values.items():
-                        setattr(existing, key, value)
-                upserted += 1
-                s.flush()
-            s.add(AeoListRow(issuing_country=country, list_id=aeo_list.list_id, list_type=aeo_list.list_type,
-                             based_on=aeo_list.based_on, issued_at=aeo_list.issued_at, applied_at=now,
-                             message_id=message_id, operators=len(aeo_list.changes)))
+        if s.scalar(select(AeoListRow.id).where(AeoListRow.issuing_country == country,
+                                                AeoListRow.list_id == aeo_list.list_id)) is not None:
+            return ApplyResult(aeo_list.list_id, country, aeo_list.list_type, 0, 0, already_applied=True)
+        upserted = deleted = 0
+        if aeo_list.list_type == FULL:
+            before = set(s.scalars(select(AeoOperatorRow.operator_id)
+                                   .where(AeoOperatorRow.issuing_country == country)).all())
+            s.execute(delete(AeoOperatorRow).where(AeoOperatorRow.issuing_country == country))
+            deleted = len(before - {c.operator_id for c in aeo_list.changes})
+        elif aeo_list.list_type == DELTA:
+            last = s.scalars(select(AeoListRow).where(AeoListRow.issuing_country == country)
+                             .order_by(AeoListRow.id.desc()).limit(1)).first()
+            if last is None:
+                raise AeoListRejected(f"delta {aeo_list.list_id} from {country} arrived before any full list; "
+                                      f"ask {country} for a full list")
+            if aeo_list.based_on and aeo_list.based_on != last.list_id:
+                raise AeoListRejected(f"delta {aeo_list.list_id} from {country} is based on "
+                                      f"{aeo_list.based_on}, but the last list applied is {last.list_id}; "
+                                      "a list in between is missing, ask for a full list")
+        for change in aeo_list.changes:
+            existing = s.scalars(select(AeoOperatorRow).where(AeoOperatorRow.issuing_country == country,
+                                                              AeoOperatorRow.operator_id == change.operator_id)).first()
+            if change.action == DELETE:
+                if existing is not None:
+                    s.delete(existing)
+                    deleted += 1
+                continue
+            values = _row_values(change.record, country, aeo_list.list_id, now)
+            if existing is None:
+                s.add(AeoOperatorRow(**values))
+            else:
+                for key, value in values.items():
+                    setattr(existing, key, value)
+            upserted += 1
+            s.flush()
+        s.add(AeoListRow(issuing_country=country, list_id=aeo_list.list_id, list_type=aeo_list.list_type,
+                         based_on=aeo_list.based_on, issued_at=aeo_list.issued_at, applied_at=now,
+                         message_id=message_id, operators=len(aeo_list.changes)))
         return ApplyResult(aeo_list.list_id, country, aeo_list.list_type, upserted, deleted)
 
     def lookup(self, operator_id: str, on: dt.date | None = None,

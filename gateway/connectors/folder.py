@@ -35,7 +35,8 @@ _OWN_FOLDERS = frozenset((PROCESSING, SENT, REJECTED))
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write, fsync and rename: the file appears whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer thread
     try:
         with open(tmp, "wb") as fh:

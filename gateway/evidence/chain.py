@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.evidence.canonical import FIELDS, GENESIS_HASH, canonical_json, entry_hash, format_time
-from gateway.store.models import IN, OUT, EvidenceEntry, Message
+from gateway.store.models import IN, OUT, EvidenceEntry
 
 MESSAGE_SENT = "message-sent"           # outbound: the signed bytes committed for (re)sending
 RECEIPT_RECEIVED = "receipt-received"   # outbound: the partner's verified receipt
@@ -50,40 +51,71 @@ def entry_data(entry: EvidenceEntry) -> dict[str, Any]:
     return json.loads(entry.data) if entry.data else {}
 
 
+_TABLE = EvidenceEntry.__table__
+_HEAD = select(_TABLE.c.seq, _TABLE.c.entry_hash).order_by(_TABLE.c.seq.desc()).limit(1)
+_INSERT = insert(_TABLE)
+
+
+_HEAD_KEY = "evidence_head"
+
+
 def _head(session: Session) -> tuple[int, str]:
-    row = session.execute(select(EvidenceEntry.seq, EvidenceEntry.entry_hash)
-                          .order_by(EvidenceEntry.seq.desc()).limit(1)).first()
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None:
+        return cached
+    row = session.connection().execute(_HEAD).first()
     return (row.seq, row.entry_hash) if row else (0, GENESIS_HASH)
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    """An entry just appended, as written (the ORM's EvidenceEntry is for reading the log:
+    instrumenting one per message costs more than computing its hash)."""
+    seq: int
+    time: dt.datetime
+    kind: str
+    direction: str | None
+    message_id: str | None
+    partner_id: str | None
+    message_digest: str | None
+    receipt_digest: str | None
+    data: str | None
+    prev_hash: str
+    entry_hash: str = ""
 
 
 def append_entry(session: Session, kind: str, *, direction: str | None = None, message_id: str | None = None,
                  partner_id: str | None = None, message_digest: str | None = None,
                  receipt_digest: str | None = None, data: Mapping[str, Any] | None = None,
-                 time: dt.datetime | None = None) -> EvidenceEntry:
+                 time: dt.datetime | None = None) -> ChainEntry:
     """Append one entry in ``session``'s transaction and return it (its ``seq`` and hash set)."""
     time = time or dt.datetime.now(dt.timezone.utc)
     sqlite = session.get_bind().dialect.name == "sqlite"
+    encoded = canonical_json(dict(data)) if data is not None else None
     for _ in range(MAX_ATTEMPTS):
         last_seq, prev = _head(session)
-        entry = EvidenceEntry(seq=last_seq + 1, time=time, kind=kind, direction=direction,
-                              message_id=message_id, partner_id=partner_id, message_digest=message_digest,
-                              receipt_digest=receipt_digest,
-                              data=canonical_json(dict(data)) if data is not None else None, prev_hash=prev)
-        entry.entry_hash = entry_hash(entry_fields(entry))
+        entry = ChainEntry(seq=last_seq + 1, time=time, kind=kind, direction=direction, message_id=message_id,
+                           partner_id=partner_id, message_digest=message_digest, receipt_digest=receipt_digest,
+                           data=encoded, prev_hash=prev)
+        entry = replace(entry, entry_hash=entry_hash(entry_fields(entry)))
+        # A Core INSERT of the values: no ORM unit of work (and no autoflush) per entry.
+        row = {name: getattr(entry, name) for name in (*FIELDS, "entry_hash")}
         if sqlite:                  # we hold the write lock: the head cannot move under us
-            session.add(entry)
-            session.flush()
+            session.connection().execute(_INSERT, row)
+            # ... until the transaction ends, so the next append of a group commit need not
+            # read it again (session.info lives as long as this session's transaction).
+            session.info[_HEAD_KEY] = (entry.seq, entry.entry_hash)
             return entry
         try:
             with session.begin_nested():
-                session.add(entry)
+                session.connection().execute(_INSERT, row)
             return entry
         except IntegrityError:      # another node appended first: retry on the new head
             continue
     raise RuntimeError(f"could not append to the evidence log after {MAX_ATTEMPTS} attempts (contention)")
 
 
-def append_standalone(sessions: Callable[[], Any], kind: str, **fields: Any) -> EvidenceEntry:
+def append_standalone(sessions: Callable[[], Any], kind: str, **fields: Any) -> ChainEntry:
     """Append an entry that witnesses no other row (purge, time-stamp) in a transaction of its own.
 
     Here the head is read before this transaction writes anything, so on SQLite too a
@@ -99,19 +131,21 @@ def append_standalone(sessions: Callable[[], Any], kind: str, **fields: Any) -> 
 
 
 # -- hooks called by MessageStore in the transaction of the change they witness ---------------
-def witness_outbound(session: Session, msg: Message) -> EvidenceEntry:
+def witness_outbound(session: Session, message_id: str, partner_id: str, raw_digest: str) -> ChainEntry:
     """The exact signed bytes of an outbound message were recorded (they are what every retry sends)."""
-    return append_entry(session, MESSAGE_SENT, direction=OUT, message_id=msg.message_id,
-                        partner_id=msg.partner_id, message_digest=msg.raw_digest)
+    return append_entry(session, MESSAGE_SENT, direction=OUT, message_id=message_id,
+                        partner_id=partner_id, message_digest=raw_digest)
 
 
-def witness_receipt(session: Session, msg: Message, receipt_digest: str) -> EvidenceEntry:
+def witness_receipt(session: Session, message_id: str, partner_id: str, raw_digest: str | None,
+                    receipt_digest: str) -> ChainEntry:
     """The partner's signed receipt for an outbound message was verified and accepted."""
-    return append_entry(session, RECEIPT_RECEIVED, direction=OUT, message_id=msg.message_id,
-                        partner_id=msg.partner_id, message_digest=msg.raw_digest, receipt_digest=receipt_digest)
+    return append_entry(session, RECEIPT_RECEIVED, direction=OUT, message_id=message_id,
+                        partner_id=partner_id, message_digest=raw_digest, receipt_digest=receipt_digest)
 
 
-def witness_inbound(session: Session, msg: Message, receipt_digest: str | None) -> EvidenceEntry:
+def witness_inbound(session: Session, message_id: str, partner_id: str, raw_digest: str,
+                    receipt_digest: str | None) -> ChainEntry:
     """An inbound message was recorded, with the signed receipt we answered (if any)."""
-    return append_entry(session, MESSAGE_RECEIVED, direction=IN, message_id=msg.message_id,
-                        partner_id=msg.partner_id, message_digest=msg.raw_digest, receipt_digest=receipt_digest)
+    return append_entry(session, MESSAGE_RECEIVED, direction=IN, message_id=message_id,
+                        partner_id=partner_id, message_digest=raw_digest, receipt_digest=receipt_digest)

@@ -63,9 +63,6 @@ def purge(store: MessageStore, older_than_days: float, *, dry_run: bool = False,
         "older_than_days": older_than_days, "cutoff": format_time(result.cutoff),
         "messages": [list(k) for k in sorted(result.messages)], "blobs": result.blobs})
     for digest in result.blobs:
-        try:
-            store.blobs.path(digest).unlink()
+        if store.blobs.delete(digest):
             result.deleted_files += 1
-        except FileNotFoundError:
-            pass
     return result

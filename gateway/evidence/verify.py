@@ -17,7 +17,6 @@ Problems are sorted by chain position; the first one is "the first broken link".
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,10 +28,9 @@ from gateway.evidence.canonical import GENESIS_HASH, entry_hash
 from gateway.evidence.chain import MESSAGE_KINDS, PURGE, RECEIPT_RECEIVED, TIMESTAMP, entry_fields
 from gateway.evidence.checkpoint_verify import CheckpointPolicy, check_checkpoints
 from gateway.evidence.tsp import TimestampError, verify_token
+from gateway.store.blobs import MISSING, OK
 from gateway.store.models import EvidenceEntry, Message, Payload, ReceiptRecord
 from gateway.store.store import MessageStore
-
-OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
 
 
 @dataclass(frozen=True)
@@ -86,32 +84,25 @@ class _Checker:
 
     def file_state(self, digest: str) -> str:
         if digest not in self._files:
-            path = self.store.blobs.path(digest)
-            if not path.is_file():
-                self._files[digest] = MISSING
-            else:
-                h = hashlib.sha256()
-                with open(path, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-                self._files[digest] = OK if h.hexdigest() == digest else CORRUPT
+            self._files[digest] = self.store.blobs.state(digest)
+            if self._files[digest] != MISSING:
                 self.report.files_checked += 1
         return self._files[digest]
 
     def check_file(self, digest: str, seq: int | None, what: str, purged_at: int | None) -> bool:
-        """True when the file is there and intact; a purge after ``seq`` makes absence expected."""
+        """True when the blob is there and intact; a purge after ``seq`` makes absence expected."""
         state = self.file_state(digest)
-        path = self.store.blobs.path(digest)
         if state == OK:
             return True
         if state == MISSING and purged_at is not None and (seq is None or purged_at > seq):
             self._purged.add(digest)
             self.report.files_purged = len(self._purged)
             return False
+        where = self.store.blobs.where(digest)
         if state == MISSING:
-            self.problem(seq, f"file {path}", f"missing ({what}); no purge entry removed it")
+            self.problem(seq, where, f"missing ({what}); no purge entry removed it")
         else:
-            self.problem(seq, f"file {path}", f"content no longer hashes to {digest} ({what}): the file was altered")
+            self.problem(seq, where, f"content no longer hashes to {digest} ({what}): it was altered")
         return False
 
 
@@ -259,7 +250,7 @@ def _check_timestamp(c: _Checker, e: EvidenceEntry, by_seq: dict[int, EvidenceEn
     try:
         info = verify_token(c.store.blobs.get(token_digest), c.tsa_trust)
     except (TimestampError, OSError) as exc:
-        c.problem(e.seq, f"file {c.store.blobs.path(token_digest)}", f"time-stamp token rejected: {exc}")
+        c.problem(e.seq, c.store.blobs.where(token_digest), f"time-stamp token rejected: {exc}")
         return
     if info.hashed_message.hex() != covered_hash:
         c.problem(e.seq, where, "the token's messageImprint is not the hash of the entry it claims to cover")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -38,7 +39,7 @@ class Base(DeclarativeBase):
 
 
 # Outbound: queued -> sending -> (awaiting-receipt -> sending ...) -> delivered | failed | cancelled
-# Inbound: delivered | rejected
+# Inbound: received (committed, receipt sent) -> delivered (in the NSW inbox) | rejected
 OUT, IN = "out", "in"
 
 
@@ -73,6 +74,8 @@ class Message(Base):
     raw_digest: Mapped[str | None] = mapped_column(String(64))  # sha256 of the raw signed message (blob)
     signed_references: Mapped[dict | None] = mapped_column(JSON)  # uri -> [digest method, value]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Inbound: what the NSW inbox is owed (documents by digest, metadata); see migration 0005.
+    nsw_delivery: Mapped[dict | None] = mapped_column(JSON)
 
     events: Mapped[list["Event"]] = relationship(back_populates="message", order_by="Event.id")
     payloads: Mapped[list["Payload"]] = relationship(back_populates="message", order_by="Payload.id")
@@ -148,3 +151,11 @@ class EvidenceEntry(Base):
     data: Mapped[str | None] = mapped_column(Text)     # canonical JSON (purge list, time-stamp token...)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class BlobRow(Base):
+    """A blob small enough to live in the database (``gateway/store/blobs.py``), by SHA-256."""
+    __tablename__ = "blobs"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
