@@ -39,11 +39,25 @@ def cmd_serve(args) -> int:
     config = _load_config(args.config)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     from gateway.reload import install_sighup, remove_pid, write_pid
-    from gateway.transport.activation import ActivationError
+    from gateway.transport.activation import AS4, ActivationError, shared_listening_fd
+    if args.worker:
+        return _serve_worker(args.worker, config, reactor)
     gateway = Gateway(config)
     from twisted.internet.error import CannotListenError
+    sockets, shared = {}, None
+    if config.workers > 1:
+        # One listening socket for the main process and its workers (gateway/workers.py).
+        try:
+            shared = shared_listening_fd(reactor, AS4, config.listen.host, config.listen.port)
+        except OSError as exc:
+            print(f"swgw: cannot listen on {config.listen.host}:{config.listen.port}: {exc.strerror}; another "
+                  "process (another swgw?) holds the port: stop it or change the port in gateway.toml",
+                  file=sys.stderr)
+            return 1
     try:
-        top = build_service(gateway, reactor)       # sockets from systemd socket activation, if any
+        if shared is not None and not _inherited(AS4):
+            sockets[AS4] = os.dup(shared)
+        top = build_service(gateway, reactor, sockets, worker_socket=shared)   # else systemd's sockets, if any
         top.startService()
     except ActivationError as exc:
         print(f"swgw: {exc}", file=sys.stderr)
@@ -67,6 +81,39 @@ def cmd_serve(args) -> int:
         api = config.nsw_api
         print(f"swgw: NSW API on {'https' if api.tls else 'http'}://{api.host}:{api.port}/api/v1 "
               f"(OpenAPI: /openapi.json)", flush=True)
+    reactor.run()
+    return 0
+
+
+def _inherited(name: str) -> bool:
+    from twisted.internet import reactor
+    from gateway.transport.activation import inherited_endpoint
+    return inherited_endpoint(reactor, name, "0.0.0.0") is not None
+
+
+def _serve_worker(index: int, config, reactor) -> int:
+    """``swgw serve --worker N``, started by the main process (gateway/workers.py), never by hand."""
+    from gateway.daemon import Gateway, build_service
+    from gateway.reload import install_sighup
+    from gateway.transport.activation import AS4
+    from gateway.workers import WORKER_FD_ENV
+    fd = os.environ.get(WORKER_FD_ENV)
+    if fd is None:
+        print("swgw: --worker is how `swgw serve` starts its worker processes; run `swgw serve` instead",
+              file=sys.stderr)
+        return 2
+    # The main process may forward a reload while this one still loads: remember it (SIGHUP's
+    # default action would end the worker) and reload once the service runs.
+    asked = []
+    signal.signal(signal.SIGHUP, lambda *_: asked.append(True))
+    gateway = Gateway(config, worker=True)
+    top = build_service(gateway, reactor, {AS4: int(fd)}, worker=index)
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    install_sighup(gateway.reload_partners, reactor)
+    if asked:
+        os.kill(os.getpid(), signal.SIGHUP)
+    print(f"swgw: {config.party_id} worker {index} (pid {os.getpid()}) takes AS4 connections and sends", flush=True)
     reactor.run()
     return 0
 
@@ -206,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"gateway config file (default {DEFAULT_CONFIG}, or $SWGW_CONFIG)")
         return p
 
-    with_config(sub.add_parser("serve", help="run the gateway daemon")).set_defaults(func=cmd_serve)
+    serve = with_config(sub.add_parser("serve", help="run the gateway daemon"))
+    serve.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)   # gateway/workers.py
+    serve.set_defaults(func=cmd_serve)
     p = with_config(sub.add_parser("submit", help="queue a document for a partner"))
     p.add_argument("--to", required=True, help="partner id (folder name under conf/partners)")
     p.add_argument("--type", required=True, help="document type (a PMode's document_type)")

@@ -170,6 +170,9 @@ class GatewayConfig:
     #: Key pairs for the eDelivery AS4 2.0 suites (``[security.eddsa]``, ``[security.ecdsa]``).
     suite_keys: tuple[SuiteKeys, ...] = ()
     evidence: EvidenceConfig = EvidenceConfig()
+    #: ``[gateway] workers``: processes serving the AS4 listener and sending (default: one per
+    #: core); the first also runs the outbox, the NSW API and the evidence jobs.
+    workers: int = 1
 
     @property
     def blob_dir(self) -> Path:
@@ -409,6 +412,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         party_id_type = gw.str("party_id_type", UNREGISTERED_PARTY_TYPE) if gw else None
         partners_dir = gw.path_("partners_dir", "partners") if gw else None
         state_dir = gw.path_("state_dir", "../var", must_exist=False) if gw else None
+        workers = gw.int("workers", os.cpu_count() or 1, minimum=1, maximum=64) if gw else 1
         if gw:
             gw.reject_unknown()
         state_dir = state_dir or file.parent / "var"
@@ -488,6 +492,6 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
                              listen=listen, signing=signing, encryption=encryption,
                              tls_client=tls_client, tls_client_ca=tls_client_ca, folder=folder,
                              sender=sender, nsw_api=nsw_api, document_signers=document_signers,
-                             suite_keys=suite_keys, evidence=evidence)
+                             suite_keys=suite_keys, evidence=evidence, workers=workers)
 
     return load_or_collect(load)

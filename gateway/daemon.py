@@ -9,6 +9,7 @@ only then closes the store.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Mapping
 
@@ -34,6 +35,7 @@ from gateway.transport.connections import protect
 from gateway.transport.server import make_site
 from gateway.reload import ReloadStatus, write_status
 from gateway.transport.tls import server_options
+from gateway.workers import MAIN_PID_ENV, MainWatch, WorkerPool
 from partners.configfile import ConfigError
 from partners.registry import PartnerRegistry, load_partners
 
@@ -51,14 +53,18 @@ def inbound_limits(config: GatewayConfig) -> InboundLimits:
 
 
 class Gateway:
-    """Everything one gateway needs, built from validated config (no I/O beyond loading)."""
+    """Everything one gateway needs, built from validated config (no I/O beyond loading).
+    ``worker``: this is a worker process (gateway/workers.py): the main process has already
+    brought the schema up to date, and reload results are the main process's to report."""
 
-    def __init__(self, config: GatewayConfig):
+    def __init__(self, config: GatewayConfig, *, worker: bool = False):
         self.config = config
+        self.worker = worker
+        self.workers = None     # the WorkerPool, in a main process that has workers
         compile_all_schemas()   # before any worker thread validates (libxml2 compiles are not thread-safe)
         self.identity = LocalIdentity.from_config(config)
         self._registry = self._load_registry()
-        self.store = MessageStore(config.database_url, config.blob_dir)
+        self.store = MessageStore(config.database_url, config.blob_dir, run_migrations=not worker)
         self.connector = FolderConnector(config.folder)
         self.signers = DocumentSigners(config.document_signers)
         self.outbound = OutboundPipeline(self.identity, self.registry, self.store, self.signers)
@@ -101,7 +107,10 @@ class Gateway:
                      partners=", ".join(sorted(new)) or "none", added=", ".join(sorted(new - old)) or "none",
                      removed=", ".join(sorted(old - new)) or "none")
             status = ReloadStatus(ok=True, time=time.time(), partners=sorted(new))
-        write_status(self.config.state_dir, status)
+        if self.workers is not None:
+            self.workers.reload()
+        if not self.worker:
+            write_status(self.config.state_dir, status)
         return status
 
     @property
@@ -140,28 +149,30 @@ class NswRedelivery(service.Service):
             log.info("handed {n} message(s) received before the last shutdown to the NSW", n=count)
 
 
-def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | None = None) -> service.MultiService:
+def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | None = None,
+                  worker: int | None = None, worker_socket: int | None = None) -> service.MultiService:
     """The service tree. ``sockets`` are listening sockets handed over by an in-process caller
     (name -> fd); a listener without one takes the socket of its name that the service
     manager passed (systemd socket activation), else binds its configured port itself
-    (gateway/transport/activation.py)."""
+    (gateway/transport/activation.py). ``worker``: the tree of worker process ``worker``
+    (gateway/workers.py): the AS4 listener and the sender only. ``worker_socket``: in the main
+    process, the AS4 listening socket its ``[gateway] workers`` share."""
     from twisted.internet import reactor as default_reactor
     reactor = reactor or default_reactor
     sockets = sockets or {}
     config = gateway.config
+    if worker is not None:
+        return _worker_service(gateway, reactor, sockets)
     top = SequentialServices()       # the store is closed by the root, after the last checkpoint
     listen = config.listen
-    site = protect(make_site(gateway.inbound.process, listen.max_message_bytes), listen.connections, reactor)
     if not listen.tls:
         log.warn("AS4 listener on {host}:{port} is PLAIN HTTP: only safe behind a TLS-terminating "
                  "reverse proxy", host=listen.host, port=listen.port)
-    endpoint = _endpoint(reactor, AS4, listen.host, listen.port, listen.tls, listen.cert, listen.key,
-                         listen.client_ca, sockets)
     NswRedelivery(gateway.inbound).setServiceParent(top)
-    listener = StreamServerEndpointService(endpoint, site)
-    listener._raiseSynchronously = True     # a port that cannot be bound fails startService, not a log line
-    listener.setName("as4-listener")
-    listener.setServiceParent(top)
+    _as4_listener(gateway, reactor, sockets).setServiceParent(top)
+    if config.workers > 1 and worker_socket is not None:
+        gateway.workers = WorkerPool(config.file, config.workers, worker_socket, reactor)
+        gateway.workers.setServiceParent(top)
     if config.nsw_api is not None:
         nsw_api_service(gateway, reactor, sockets).setServiceParent(top)
     Sender(config, gateway.store, gateway.registry, gateway.connector, reactor).setServiceParent(top)
@@ -173,6 +184,42 @@ def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | N
     # The root: checkpoints the evidence chain head outside the database every interval, and
     # once more after everything above has stopped.
     return with_checkpoints(top, gateway.store, config, gateway.identity, reactor)
+
+
+def _as4_listener(gateway: Gateway, reactor, sockets: Mapping[str, int]) -> StreamServerEndpointService:
+    listen = gateway.config.listen
+    site = protect(make_site(gateway.inbound.process, listen.max_message_bytes), listen.connections, reactor)
+    listener = StreamServerEndpointService(
+        _endpoint(reactor, AS4, listen.host, listen.port, listen.tls, listen.cert, listen.key, listen.client_ca,
+                  sockets), site)
+    listener._raiseSynchronously = True     # a port that cannot be bound fails startService, not a log line
+    listener.setName("as4-listener")
+    return listener
+
+
+def _worker_service(gateway: Gateway, reactor, sockets: Mapping[str, int]) -> service.MultiService:
+    """A worker: serves AS4 on the main process's socket and sends; the store is closed last."""
+    config = gateway.config
+    top = SequentialServices()
+    MainWatch(int(os.environ.get(MAIN_PID_ENV, os.getppid())), reactor).setServiceParent(top)
+    _as4_listener(gateway, reactor, sockets).setServiceParent(top)
+    Sender(config, gateway.store, gateway.registry, gateway.connector, reactor, recover=False).setServiceParent(top)
+    root = _ClosingStore(gateway.store)
+    top.setServiceParent(root)
+    return root
+
+
+class _ClosingStore(service.MultiService):
+    """Closes the store once everything under it has stopped."""
+
+    def __init__(self, store: MessageStore):
+        super().__init__()
+        self.store = store
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield defer.maybeDeferred(super().stopService)
+        self.store.close()
 
 
 def _endpoint(reactor, name: str, host: str, port: int, tls: bool, cert, key, client_ca,

@@ -16,47 +16,74 @@ from gateway.store.store import DuplicateMessage
 log = Logger()
 
 
-def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_domain: str) -> int:
+#: Documents prepared (signed, encrypted) before their records are committed together: one
+#: commit for the batch, yet the first of a large drop is queued (and sent) without waiting
+#: for the last to be signed.
+BATCH = 32
+
+
+def drain_outbox(connector: FolderConnector, pipeline: OutboundPipeline, party_domain: str,
+                 batch: int = BATCH) -> int:
     """Submit every committed outbox document (blocking). Claims left by a crash are resumed
-    with the MessageId fixed at their first claim, so a document is never queued twice."""
-    count = 0
-    for name in connector.claimed() + connector.claim_new():
+    with the MessageId derived from their claim, so a document is never queued twice."""
+    names = connector.claimed() + connector.claim_new()
+    return sum(_drain_batch(connector, pipeline, party_domain, names[i:i + batch])
+               for i in range(0, len(names), batch))
+
+
+def _drain_batch(connector: FolderConnector, pipeline: OutboundPipeline, party_domain: str,
+                 names: list[str]) -> int:
+    pending = []
+    for name in names:
+        item = None
         try:
             item = connector.read_claimed(name)
-            message_id = connector.message_id_for(item, lambda: as4.new_message_id(party_domain))
-            pipeline.submit(Submission(partner_id=item.partner, document_type=item.document_type,
-                                       document=item.document, nsw_reference=item.reference,
-                                       message_id=message_id))
+            prepared = pipeline.prepare(Submission(
+                partner_id=item.partner, document_type=item.document_type, document=item.document,
+                nsw_reference=item.reference, message_id=connector.message_id_for(item, party_domain)))
+            pending.append((name, item, pipeline.record_later(prepared)))
+        except Exception as exc:  # noqa: BLE001 (sorted out by _settle_failed)
+            _settle_failed(connector, name, item, exc)
+    count = 0
+    for name, item, recorded in pending:
+        try:
+            recorded.result()
         except DuplicateMessage:
             pass  # queued before a crash interrupted the archiving
-        except (OutboxError, SubmissionRejected) as exc:
-            log.warn("outbox document {name} rejected: {error}", name=name, error=str(exc))
-            if isinstance(exc, DocumentRejected):
-                # Recorded as a message: the NSW gets a report like for any other outcome.
-                connector.report(message_id=exc.message_id, reference=item.reference, partner_id=item.partner,
-                                 status="rejected", detail=str(exc),
-                                 time=as4.format_timestamp(dt.datetime.now(dt.timezone.utc)))
-            connector.archive(name, error=str(exc))
-            continue
-        except (OSError, SQLAlchemyError) as exc:
-            # The store is full, read-only or unreachable: nothing was queued (files are
-            # written before the one DB transaction), the claim stays and is retried next poll.
-            # (An outbox entry that cannot be read is an OutboxError above, never this.)
-            log.error("cannot queue outbox document {name}: the store is not writable ({error}); "
-                      "it stays in the outbox and is retried: free disk space or fix the store",
-                      name=name, error=str(exc).splitlines()[0])
-            continue
         except Exception as exc:  # noqa: BLE001
-            # Anything unforeseen (a library error on odd input, a bug): set this document aside
-            # with the reason so the documents behind it still go out, and keep the traceback.
-            log.failure("outbox document {name} could not be processed", name=name)
-            connector.archive(name, error=f"could not be processed ({type(exc).__name__}: {exc}); nothing was "
-                                          "sent. The gateway log has the details; fix the cause, then drop the "
-                                          "document into the outbox again")
+            _settle_failed(connector, name, item, exc)
             continue
         connector.archive(name)
         count += 1
     return count
+
+
+def _settle_failed(connector: FolderConnector, name: str, item, exc: Exception) -> None:
+    """What becomes of an outbox document that could not be queued."""
+    if isinstance(exc, DuplicateMessage):
+        connector.archive(name)                  # queued before a crash interrupted the archiving
+    elif isinstance(exc, (OutboxError, SubmissionRejected)):
+        log.warn("outbox document {name} rejected: {error}", name=name, error=str(exc))
+        if isinstance(exc, DocumentRejected):
+            # Recorded as a message: the NSW gets a report like for any other outcome.
+            connector.report(message_id=exc.message_id, reference=item.reference, partner_id=item.partner,
+                             status="rejected", detail=str(exc),
+                             time=as4.format_timestamp(dt.datetime.now(dt.timezone.utc)))
+        connector.archive(name, error=str(exc))
+    elif isinstance(exc, (OSError, SQLAlchemyError)):
+        # The store is full, read-only or unreachable: nothing was queued (large blobs are
+        # written before the one DB transaction), the claim stays and is retried next poll.
+        # (An outbox entry that cannot be read is an OutboxError above, never this.)
+        log.error("cannot queue outbox document {name}: the store is not writable ({error}); "
+                  "it stays in the outbox and is retried: free disk space or fix the store",
+                  name=name, error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    else:
+        # Anything unforeseen (a library error on odd input, a bug): set this document aside
+        # with the reason so the documents behind it still go out, and keep the traceback.
+        log.failure("outbox document {name} could not be processed", name=name)
+        connector.archive(name, error=f"could not be processed ({type(exc).__name__}: {exc}); nothing was "
+                                      "sent. The gateway log has the details; fix the cause, then drop the "
+                                      "document into the outbox again")
 
 
 class OutboxPoller(TimerService):

@@ -32,10 +32,11 @@ class Sender(Service):
     name = "sender"
 
     def __init__(self, config: GatewayConfig, store: MessageStore, registry: Callable[[], PartnerRegistry],
-                 connector: NswConnector, reactor=None, run_blocking=None):
+                 connector: NswConnector, reactor=None, run_blocking=None, *, recover: bool = True):
         """``reactor`` also serves as the clock of the poll loop; ``run_blocking`` runs the store
         work off the reactor (``deferToThread``), or synchronously where a test drives the
-        sender on a ``task.Clock``."""
+        sender on a ``task.Clock``. ``recover``: requeue sends a crash interrupted at start
+        (only the main process does: a worker started later must not requeue live sends)."""
         from twisted.internet import reactor as default_reactor
         self.config = config
         self.store = store
@@ -53,6 +54,7 @@ class Sender(Service):
         self._ticking = False
         self._tick_again = False
         self._claim_done: defer.Deferred | None = None
+        self._recover = recover
 
     def _now(self) -> dt.datetime:
         """The time by the sender's clock (the reactor's: the wall clock, or a test's task.Clock)."""
@@ -70,7 +72,7 @@ class Sender(Service):
     # -- service -----------------------------------------------------------------
     def startService(self):
         super().startService()
-        requeued = self.store.recover_interrupted()
+        requeued = self.store.recover_interrupted() if self._recover else 0
         if requeued:
             log.info("requeued {n} message(s) interrupted by the last shutdown", n=requeued)
         self._loop = task.LoopingCall(self.tick)
@@ -217,7 +219,6 @@ class Sender(Service):
                               transmitted=transmitted)
 
     def _report(self, job: OutboundJob, status: str, detail: str, error_code: str | None = None) -> None:
-        reference = self.store.nsw_reference(job.pk)
-        self.connector.report(message_id=job.message_id, reference=reference, partner_id=job.partner_id,
+        self.connector.report(message_id=job.message_id, reference=job.nsw_reference, partner_id=job.partner_id,
                               status=status, detail=detail, time=as4.format_timestamp(utcnow()),
                               error_code=error_code)

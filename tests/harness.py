@@ -172,7 +172,7 @@ retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier 
 
 def write_node(tmp: Path, pki: Path, me: str, peer: str, my_port: int, peer_port: int, *,
                attempts: int = 60, interval: float = 0.3, scheme: str = "https", tls: bool = True,
-               timeout: float = 20.0, max_interval: float = 2.0) -> Node:
+               timeout: float = 20.0, max_interval: float = 2.0, workers: int = 1) -> Node:
     home = tmp / me
     (home / "partners" / peer).mkdir(parents=True, exist_ok=True)
     own, ca = pki / me, pki / "ca" / "ca.crt"
@@ -181,6 +181,7 @@ def write_node(tmp: Path, pki: Path, me: str, peer: str, my_port: int, peer_port
 party_id = "{me.upper()}"
 partners_dir = "partners"
 state_dir = "state"
+workers = {workers}
 
 [listen]
 host = "127.0.0.1"

@@ -23,17 +23,6 @@ def connector(tmp_path) -> FolderConnector:
                                                  reports=nsw / "reports", poll_interval=0.1))
 
 
-def ids():
-    """A MessageId generator that counts its calls."""
-    calls = []
-
-    def new_id():
-        calls.append(1)
-        return f"id-{len(calls)}@aa-nsw.swgw"
-    new_id.calls = calls
-    return new_id
-
-
 def files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file())
 
@@ -67,22 +56,32 @@ def test_two_connectors_on_one_outbox_claim_disjointly(connector):
 def test_claimed_document_survives_a_crash_with_a_fixed_message_id(connector):
     drop_document(connector.config.outbox, "c.xml", b"<c/>", partner="bb-nsw", document_type="ephyto")
     assert connector.claim_new() == ["c.xml"]
-    new_id = ids()
-    first = connector.message_id_for(connector.read_claimed("c.xml"), new_id)
+    first = connector.message_id_for(connector.read_claimed("c.xml"), "aa-nsw.swgw")
 
     restarted = FolderConnector(connector.config)            # "crash": a new process, same folders
     assert restarted.claimed() == ["c.xml"]
     assert restarted.claim_new() == []
-    again = restarted.message_id_for(restarted.read_claimed("c.xml"), new_id)
-    assert again == first == "id-1@aa-nsw.swgw"
-    assert len(new_id.calls) == 1
+    again = restarted.message_id_for(restarted.read_claimed("c.xml"), "aa-nsw.swgw")
+    assert again == first and first.endswith("@aa-nsw.swgw")
+    assert files(connector.config.outbox / PROCESSING) == ["c.xml" + META_SUFFIX]   # nothing written to fix it
+
+
+def test_a_new_document_under_a_reused_name_gets_a_new_message_id(connector):
+    outbox = connector.config.outbox
+    drop_document(outbox, "c.xml", b"<c/>", partner="bb-nsw", document_type="ephyto")
+    connector.claim_new()
+    first = connector.message_id_for(connector.read_claimed("c.xml"), "aa-nsw.swgw")
+    connector.archive("c.xml")
+    drop_document(outbox, "c.xml", b"<c/>", partner="bb-nsw", document_type="ephyto")   # the same bytes again
+    connector.claim_new()
+    assert connector.message_id_for(connector.read_claimed("c.xml"), "aa-nsw.swgw") != first
 
 
 def test_archive_sent(connector):
     outbox = connector.config.outbox
     drop_document(outbox, "ok.xml", b"<ok/>", partner="bb-nsw", document_type="ephyto")
     connector.claim_new()
-    connector.message_id_for(connector.read_claimed("ok.xml"), ids())
+    connector.message_id_for(connector.read_claimed("ok.xml"), "aa-nsw.swgw")
     connector.archive("ok.xml")
     assert connector.claimed() == []
     assert files(outbox / "sent") == ["ok.xml", "ok.xml" + META_SUFFIX]
@@ -206,7 +205,7 @@ def test_resumed_claim_after_crash_is_not_queued_twice(gateway):
     from gateway.outbound import Submission
     (name,) = gateway.connector.claim_new()
     item = gateway.connector.read_claimed(name)
-    mid = gateway.connector.message_id_for(item, lambda: as4.new_message_id(gateway.party_domain))
+    mid = gateway.connector.message_id_for(item, gateway.party_domain)
     gateway.outbound.submit(Submission(partner_id=item.partner, document_type=item.document_type,
                                        document=item.document, nsw_reference=item.reference, message_id=mid))
     # ... crash here; the restarted daemon drains the outbox:
@@ -222,9 +221,9 @@ def test_resumed_claim_before_submit_uses_the_fixed_message_id(gateway):
     outbox = gateway.config.folder.outbox
     drop_document(outbox, "e.xml", SAMPLE, partner="bb-nsw", document_type="ephyto")
     (name,) = gateway.connector.claim_new()
-    mid = gateway.connector.message_id_for(gateway.connector.read_claimed(name), lambda: "fixed@aa-nsw.swgw")
+    mid = gateway.connector.message_id_for(gateway.connector.read_claimed(name), gateway.party_domain)
     assert drain_outbox(gateway.connector, gateway.outbound, gateway.party_domain) == 1
-    assert [m.message_id for m in outbound_rows(gateway)] == [mid] == ["fixed@aa-nsw.swgw"]
+    assert [m.message_id for m in outbound_rows(gateway)] == [mid]
 
 
 def test_new_document_reusing_a_name_after_an_interrupted_archive_is_sent(gateway):
@@ -232,7 +231,7 @@ def test_new_document_reusing_a_name_after_an_interrupted_archive_is_sent(gatewa
     drop_document(outbox, "daily.xml", SAMPLE, partner="bb-nsw", document_type="ephyto", reference="DAY-1")
     assert drain_outbox(gateway.connector, gateway.outbound, gateway.party_domain) == 1
     (first,) = outbound_rows(gateway)
-    # The state a crash inside archive() leaves: files archived, .msgid not yet removed.
+    # The state a crash inside archive() of an older version leaves: .msgid not yet removed.
     (outbox / PROCESSING / "daily.xml.msgid").write_text(first.message_id)
     drop_document(outbox, "daily.xml", SAMPLE.replace(b"123ABC", b"456DEF"), partner="bb-nsw",
                   document_type="ephyto", reference="DAY-2")
@@ -243,14 +242,14 @@ def test_new_document_reusing_a_name_after_an_interrupted_archive_is_sent(gatewa
 def test_an_unforeseen_failure_sets_one_document_aside_and_the_rest_still_go(gateway, monkeypatch):
     """A library error or bug on one document must not stall the outbox behind it."""
     outbox = gateway.config.folder.outbox
-    real_submit = gateway.outbound.submit
+    real_prepare = gateway.outbound.prepare
 
-    def submit(submission):
+    def prepare(submission):
         if submission.nsw_reference == "BOOM":
             raise RuntimeError("unforeseen")
-        return real_submit(submission)
+        return real_prepare(submission)
 
-    monkeypatch.setattr(gateway.outbound, "submit", submit)
+    monkeypatch.setattr(gateway.outbound, "prepare", prepare)
     drop_document(outbox, "a.xml", SAMPLE, partner="bb-nsw", document_type="ephyto", reference="BOOM")
     drop_document(outbox, "b.xml", SAMPLE, partner="bb-nsw", document_type="ephyto", reference="FINE")
     assert drain_outbox(gateway.connector, gateway.outbound, gateway.party_domain) == 1

@@ -7,7 +7,10 @@ half a file):
   ``{"partner": ..., "document_type": ..., "reference": ...}``. The metadata file is the commit
   marker: the gateway only looks at documents whose metadata exists. It claims a document by
   renaming its metadata into ``.processing/`` (atomic; one claimer wins), and archives it to
-  ``sent/`` or ``rejected/`` (with ``NAME.error.txt`` saying why) when done.
+  ``sent/`` or ``rejected/`` (with ``NAME.error.txt`` saying why) when done. The MessageId of
+  a claim is derived from the claimed metadata file's identity (device, inode, mtime, size):
+  a claim resumed after a crash gets the same one, a new document under a reused name a new
+  one, and nothing is written to fix it.
 * Inbox: the gateway writes ``<id>.xml`` and then ``<id>.xml.meta.json`` (sender, message id,
   reference, received time). Names derive from partner and MessageId, so a redelivery after a
   crash overwrites the same file instead of creating a second copy.
@@ -29,6 +32,7 @@ from typing import Any, Mapping
 from gateway.config import FolderConnectorConfig
 
 META_SUFFIX = ".meta.json"
+_CLAIM_NAMESPACE = uuid.UUID("6c1f3b0e-8a4d-5f2e-9b7c-2d4e6f8a0b1c")   # swgw outbox claims
 PROCESSING, SENT, REJECTED = ".processing", "sent", "rejected"
 _OWN_FOLDERS = frozenset((PROCESSING, SENT, REJECTED))
 
@@ -57,7 +61,7 @@ class OutboxItem:
     partner: str
     document_type: str
     reference: str | None
-    message_id_file: Path
+    claim_identity: str        # the claimed metadata file: device, inode, mtime, size
 
 
 class OutboxError(ValueError):
@@ -159,9 +163,6 @@ class FolderConnector:
         names = []
         for meta in sorted(self.config.outbox.glob("*" + META_SUFFIX)):
             name = meta.name[: -len(META_SUFFIX)]
-            # A MessageId file without a claimed metadata file is left from an archive that a
-            # crash interrupted; this is a new document under a reused name: it gets a new id.
-            (self.config.outbox / PROCESSING / (name + ".msgid")).unlink(missing_ok=True)
             try:
                 os.rename(meta, self.config.outbox / PROCESSING / meta.name)
             except FileNotFoundError:
@@ -185,6 +186,7 @@ class FolderConnector:
         label = f"metadata file {name}{META_SUFFIX}"
         try:
             raw = read_entry(processing / (name + META_SUFFIX), label)
+            claimed = os.stat(processing / (name + META_SUFFIX), follow_symlinks=False)
         except FileNotFoundError:
             raise OutboxError(f"{label} disappeared from {PROCESSING}/ after it was claimed") from None
         try:
@@ -216,16 +218,15 @@ class FolderConnector:
             raise OutboxError(f"document {name} named by its metadata file is not in the outbox") from None
         return OutboxItem(name=name, document=document, partner=meta["partner"],
                           document_type=meta["document_type"], reference=reference,
-                          message_id_file=processing / (name + ".msgid"))
+                          claim_identity=f"{claimed.st_dev}:{claimed.st_ino}:{claimed.st_mtime_ns}:{claimed.st_size}")
 
-    def message_id_for(self, item: OutboxItem, new_id) -> str:
-        """The MessageId for this claim: fixed on first use so a resumed claim is not sent twice."""
-        try:
-            return item.message_id_file.read_text("utf-8").strip()
-        except FileNotFoundError:
-            message_id = new_id()
-            atomic_write(item.message_id_file, message_id.encode())
-            return message_id
+    def message_id_for(self, item: OutboxItem, domain: str) -> str:
+        """The MessageId of this claim, ``<uuid>@<domain>``: a name-based UUID (RFC 4122 v5) of
+        the outbox, the document's name and the claimed metadata file's identity, so a claim
+        resumed after a crash is queued under the same id (and de-duplicated by the store)
+        without a file written and fsynced per document to remember it."""
+        key = f"{self.config.outbox.resolve()}\0{item.name}\0{item.claim_identity}"
+        return f"{uuid.uuid5(_CLAIM_NAMESPACE, key)}@{domain}"
 
     def archive(self, name: str, *, error: str | None = None) -> None:
         target = self.config.outbox / (REJECTED if error else SENT)
@@ -238,7 +239,7 @@ class FolderConnector:
         for src, dst in entries:
             if os.path.lexists(src):          # a dangling link is an entry too
                 _move(src, dst)
-        (processing / (name + ".msgid")).unlink(missing_ok=True)
+        (processing / (name + ".msgid")).unlink(missing_ok=True)   # left by versions before 0.9
 
     # -- inbox -------------------------------------------------------------------
     @staticmethod

@@ -8,6 +8,7 @@ All methods are synchronous and blocking; the daemon calls them off the reactor 
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence, TypeVar
@@ -74,6 +75,7 @@ class OutboundJob:
     signed_references: dict
     retry_since: dt.datetime | None = None   # start of the current retry budget
     retry_base: int = 0                      # attempts made before the current budget
+    nsw_reference: str | None = None         # for the outcome report to the NSW
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
@@ -217,6 +219,18 @@ class MessageStore:
                         payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> int:
         """Persist a packed, signed message as ``queued``: message, payloads, events and its
         evidence entry in one unit of work (large blobs are files, durable before it)."""
+        return self.record_outbound_later(
+            message_id=message_id, partner_id=partner_id, document_type=document_type, pmode_id=pmode_id,
+            nsw_reference=nsw_reference, conversation_id=conversation_id, ref_to_message_id=ref_to_message_id,
+            content_type=content_type, raw=raw, signed_references=signed_references, payloads=payloads,
+            events=events).result()
+
+    def record_outbound_later(self, *, message_id: str, partner_id: str, document_type: str, pmode_id: str,
+                              nsw_reference: str | None, conversation_id: str, ref_to_message_id: str | None,
+                              content_type: str, raw: bytes, signed_references: dict,
+                              payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> "Future[int]":
+        """:meth:`record_outbound` without waiting: the future's result is the primary key once
+        the message is durable, so a caller with many messages gets them into one commit."""
         raw_digest, raw_row = self.blobs.stage(raw)
         staged = self._stage_payloads(payloads)
         now = utcnow()
@@ -233,7 +247,7 @@ class MessageStore:
             self._events(s, pk, [*events, StepEvent("persist", "ok", f"queued for {partner_id}")])
             witness_outbound(s, message_id, partner_id, raw_digest)
             return pk
-        return self._write(work)
+        return self.writer.submit(work)
 
     def record_rejected_outbound(self, *, message_id: str, partner_id: str, document_type: str,
                                  pmode_id: str | None, nsw_reference: str | None, error: str,
@@ -278,7 +292,8 @@ class MessageStore:
         def work(s: Session) -> list[tuple[OutboundJob, str]]:
             candidates = s.execute(
                 select(m.id, m.message_id, m.partner_id, m.pmode_id, m.content_type, m.attempts, m.status,
-                       m.created_at, m.signed_references, m.retry_since, m.retry_base, m.raw_digest)
+                       m.created_at, m.signed_references, m.retry_since, m.retry_base, m.raw_digest,
+                       m.nsw_reference)
                 .where(m.direction == OUT, m.status.in_(RESENDABLE), m.next_attempt_at <= now)
                 .order_by(m.next_attempt_at, m.id).limit(limit)).all()
             claimed = []
@@ -292,7 +307,8 @@ class MessageStore:
                                             attempts=row.attempts + 1, created_at=row.created_at,
                                             signed_references=row.signed_references or {},
                                             retry_since=row.retry_since or row.created_at,
-                                            retry_base=row.retry_base or 0), row.raw_digest))
+                                            retry_base=row.retry_base or 0, nsw_reference=row.nsw_reference),
+                                row.raw_digest))
             return claimed
         # Blob reads happen outside the transaction; the raw message never changes once stored.
         result = []
@@ -471,11 +487,6 @@ class MessageStore:
             rows = conn.execute(query.order_by(m.id)).all()
         return [NswDelivery(r.id, r.message_id, r.partner_id, r.nsw_reference, r.document_type,
                             r.conversation_id, r.ref_to_message_id, r.nsw_delivery or {}) for r in rows]
-
-    def nsw_reference(self, pk: int) -> str | None:
-        """The NSW's reference of a message: one column by primary key (no events or payloads)."""
-        with self.sessions() as s:
-            return s.scalar(select(Message.nsw_reference).where(Message.id == pk))
 
     def blob(self, digest: str) -> bytes:
         return self.blobs.get(digest)

@@ -89,3 +89,30 @@ def server_endpoint(reactor, *, name: str, host: str, port: int, tls_options,
     if tls_options is not None:
         return endpoints.SSL4ServerEndpoint(reactor, port, tls_options, interface=host)
     return endpoints.TCP4ServerEndpoint(reactor, port, interface=host)
+
+
+_SHARED: list[socket.socket] = []    # sockets bound for worker processes, kept open for the daemon's life
+
+
+def shared_listening_fd(reactor, name: str, host: str, port: int) -> int:
+    """The listening socket ``name`` as an inheritable fd to share with worker processes
+    (gateway/workers.py): the one the service manager passed, else one bound here now (then
+    hand a duplicate to this process's own listener, which closes what it adopts).
+    Raises OSError when the port cannot be bound."""
+    inherited = inherited_endpoint(reactor, name, host)     # Twisted has read (and cleared) LISTEN_FDS
+    if inherited is not None:
+        # A duplicate: the listener that adopts the inherited socket closes its fd.
+        fd = os.dup(inherited.fileno)
+        os.set_inheritable(fd, True)
+        return fd
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    _SHARED.append(sock)
+    return sock.fileno()
