@@ -24,17 +24,28 @@ def store(tmp_path):
 
 
 def _held_writer(store: MessageStore):
-    """A writer whose first write waits inside its transaction until released, so the writes
-    submitted meanwhile are all queued when the next group is taken."""
+    """A writer whose first write (run by a thread of its own) waits inside its transaction
+    until released, so the writes submitted meanwhile are all pending when the next group is
+    taken."""
     started, release = threading.Event(), threading.Event()
     writer = GroupCommitWriter(store.sessions)
+    result = []
 
     def hold(_session):
         started.set()
         return release.wait(60)
-    held = writer.submit(hold)
+    leader = threading.Thread(target=lambda: result.append(writer.run(hold)))
+    leader.start()
     assert started.wait(60)
-    return writer, release, held
+    return writer, release, (leader, result)
+
+
+def _waiting(writer: GroupCommitWriter, threads: list[threading.Thread], count: int) -> None:
+    """Run ``threads`` (each waits for its write) until ``count`` writes are pending."""
+    for t in threads:
+        t.start()
+    while len(writer._pending) < count:
+        threading.Event().wait(0.01)
 
 
 def _insert(value: int):
@@ -47,34 +58,49 @@ def _insert(value: int):
 def test_writes_that_arrive_together_share_one_commit(store):
     with store.engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (v INTEGER UNIQUE)"))
-    writer, release, held = _held_writer(store)
-    futures = [writer.submit(_insert(i)) for i in range(10)]
+    writer, release, (leader, held) = _held_writer(store)
+    results: dict[int, int] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, writer.run(_insert(i)))) for i in range(10)]
+    _waiting(writer, threads, 10)
     release.set()
-    assert held.result(60) is True
-    assert [f.result(60) for f in futures] == list(range(10))
+    for t in [leader, *threads]:
+        t.join(60)
+    assert held == [True] and results == {i: i for i in range(10)}
     assert (writer.groups, writer.writes) == (2, 11)       # the held one, then the ten in one
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 10
-    writer.close()
+
+
+def test_a_write_alone_is_committed_by_its_own_thread(store):
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (v INTEGER UNIQUE)"))
+    writer = GroupCommitWriter(store.sessions)
+    seen = []
+
+    def work(session):
+        seen.append(threading.current_thread())
+        return _insert(7)(session)
+    assert writer.run(work) == 7 and seen == [threading.current_thread()]
 
 
 def test_a_failing_write_fails_alone_and_the_rest_of_its_group_commits(store):
     with store.engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (v INTEGER UNIQUE)"))
-    writer, release, held = _held_writer(store)
-    first, dup, third = writer.submit(_insert(1)), writer.submit(_insert(1)), writer.submit(_insert(3))
+    writer, release, (leader, _) = _held_writer(store)
+    pending = [writer.submit(_insert(1)), writer.submit(_insert(1)), writer.submit(_insert(3))]
     release.set()
-    held.result(60)
-    assert first.result(60) == 1 and third.result(60) == 3
+    leader.join(60)
+    first, dup, third = pending
+    assert first.result() == 1 and third.result() == 3
     with pytest.raises(Exception, match="UNIQUE"):
-        dup.result(60)
+        dup.result()
+    assert writer.groups == 1 + 2                           # the held one; then the rerun: 1 and 3 alone
     with store.engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT v FROM t")).scalars()) == [1, 3]
-    writer.close()
 
 
 def test_two_copies_of_one_message_in_one_group_record_it_once(store):
-    writer, release, held = _held_writer(store)
+    writer, release, (leader, _) = _held_writer(store)
     store.writer = writer          # the store's writes queue behind the held one
 
     def record(results):
@@ -89,13 +115,9 @@ def test_two_copies_of_one_message_in_one_group_record_it_once(store):
 
     results: list = []
     threads = [threading.Thread(target=record, args=(results,)) for _ in range(2)]
-    for t in threads:
-        t.start()
-    # Both writes are queued behind the held one before it is released.
-    while writer._queue.qsize() < 2:
-        threading.Event().wait(0.01)
+    _waiting(writer, threads, 2)   # both writes pending behind the held one
     release.set()
-    for t in threads:
+    for t in [leader, *threads]:
         t.join(60)
     assert sorted(type(r).__name__ for r in results) == ["DuplicateMessage", "int"]
     (msg,) = store.find("m@bb")

@@ -8,7 +8,6 @@ NSW must be able to ask for its outcome by reference like for any other document
 """
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Callable, Sequence
 
 from gateway.documents import DocumentSigners
@@ -17,6 +16,7 @@ from gateway.outbound import steps
 from gateway.outbound.context import OutboundContext
 from gateway.outbound.submission import Submission
 from gateway.store.store import DuplicateMessage, MessageStore, PayloadData, StepEvent
+from gateway.store.writer import PendingWrite
 from partners.registry import PartnerRegistry
 
 
@@ -39,8 +39,8 @@ class OutboundPipeline:
             step(ctx)
         return ctx
 
-    def record_later(self, ctx: OutboundContext) -> "Future[int]":
-        """Queue the prepared message; the future completes once it is durable (``queued``)."""
+    def record_later(self, ctx: OutboundContext) -> PendingWrite[int]:
+        """Queue the prepared message; ``result()`` returns once it is durable (``queued``)."""
         sub = ctx.submission
         return self.store.record_outbound_later(
             message_id=ctx.message_id, partner_id=ctx.partner.id, document_type=sub.document_type,

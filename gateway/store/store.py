@@ -8,7 +8,6 @@ All methods are synchronous and blocking; the daemon calls them off the reactor 
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence, TypeVar
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from gateway.evidence.chain import witness_inbound, witness_outbound, witness_receipt
 from gateway.store.blobs import INLINE_MAX, BlobStore
 from gateway.store.models import IN, OUT, Event, Message, Payload, ReceiptRecord
-from gateway.store.writer import GroupCommitWriter
+from gateway.store.writer import GroupCommitWriter, PendingWrite
 
 T = TypeVar("T")
 
@@ -228,9 +227,9 @@ class MessageStore:
     def record_outbound_later(self, *, message_id: str, partner_id: str, document_type: str, pmode_id: str,
                               nsw_reference: str | None, conversation_id: str, ref_to_message_id: str | None,
                               content_type: str, raw: bytes, signed_references: dict,
-                              payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> "Future[int]":
-        """:meth:`record_outbound` without waiting: the future's result is the primary key once
-        the message is durable, so a caller with many messages gets them into one commit."""
+                              payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> "PendingWrite[int]":
+        """:meth:`record_outbound` without waiting: ``result()`` returns the primary key once the
+        message is durable, so a caller with many messages gets them into one commit."""
         raw_digest, raw_row = self.blobs.stage(raw)
         staged = self._stage_payloads(payloads)
         now = utcnow()
