@@ -225,16 +225,18 @@ def ensure_wsu_id(element: etree._Element, prefix: str) -> str:
     return new
 
 
+# The ID_ATTRIBUTES of every element, found by libxml2 in one pass (walking the tree in Python
+# and asking each element for four attributes cost more than the digests it serves).
+_ID_VALUES = etree.XPath("descendant-or-self::*/@wsu:Id | descendant-or-self::*/@Id | descendant-or-self::*/@ID"
+                         " | descendant-or-self::*/@xml:id", namespaces={"wsu": NS_WSU, "xml": NS_XML})
+
+
 def index_ids(root: etree._Element) -> dict[str, list[etree._Element]]:
     """Every id value in the document mapped to *all* elements carrying it."""
     index: dict[str, list[etree._Element]] = {}
-    for element in root.iter():
-        if not isinstance(element.tag, str):
-            continue
-        for attr in ID_ATTRIBUTES:
-            value = element.get(attr)
-            if value:
-                index.setdefault(value, []).append(element)
+    for value in _ID_VALUES(root):
+        if value:
+            index.setdefault(str(value), []).append(value.getparent())
     return index
 
 
