@@ -11,6 +11,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from gateway.connectors.folder_client import drop_document, inbox_entries, report_for
 from gateway.store.store import MessageStore
 from tests.harness import Daemon, reserve_port, server_socket, swgw, wait_for, write_node, write_pair
@@ -26,10 +28,13 @@ def _trace(node, ref: str) -> dict:
     return json.loads(out) if out.strip() else {}
 
 
-def test_crash_test_200_messages_sigkill_both_sides(tmp_path, pki):
-    """SIGKILL sender and receiver at random moments: nothing lost, nothing duplicated."""
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+def test_crash_test_200_messages_sigkill_both_sides(tmp_path, pki, workers):
+    """SIGKILL sender and receiver at random moments: nothing lost, nothing duplicated. With two
+    workers the SIGKILL hits the main process only; its worker, still sending and receiving
+    beside the restarted main process for up to a second, must not break that either."""
     n = 200
-    a, b = write_pair(tmp_path, pki, attempts=100, interval=0.2, max_interval=1.0)
+    a, b = write_pair(tmp_path, pki, attempts=100, interval=0.2, max_interval=1.0, workers=workers)
     da, db = Daemon(a).start(), Daemon(b).start()
     ca, cb = a.config(), b.config()
     try:

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from tests.blob_helpers import alter_blob
 from gateway.store.store import (DELIVERED, FAILED, QUEUED, SENDING, DuplicateMessage, MessageStore,
                                  PayloadData, StepEvent, utcnow)
+from tests.blob_helpers import alter_blob
 
 RAW = b"--MIMEBoundary\r\nContent-Type: application/soap+xml\r\n\r\n<S12:Envelope/>\r\n\x00\xff binary \r\n"
 CT = 'multipart/related; boundary="MIMEBoundary"; type="application/soap+xml"'
