@@ -9,6 +9,7 @@ resolved against certificates we already hold (the trusted signers).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -41,20 +42,28 @@ def describe_certificate(certificate: x509.Certificate) -> str:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_der(b64text: str | None) -> x509.Certificate:
+    """Parsed once per distinct token: a partner's messages all carry the same certificate, and
+    parsing it (names, extensions, key) cost more per message than the digest it serves. Only
+    certificates that parse are kept (an exception is not cached), at most 256 of them."""
+    certificate = x509.load_der_x509_certificate(b64decode(b64text))
+    certificate.subject.rfc4514_string()
+    certificate.issuer.rfc4514_string()
+    len(certificate.extensions)
+    certificate.public_key()
+    return certificate
+
+
 def _load_der(b64text: str | None, where: str) -> x509.Certificate:
     """A certificate from the message, with every field the verifier and its messages read
     already parsed: cryptography parses names, extensions and the key lazily, and raises
     not only ValueError (InvalidVersion, DuplicateExtension, UnsupportedAlgorithm), so a
     malformed token must be refused here, as a SignatureError, not later as a traceback."""
     try:
-        certificate = x509.load_der_x509_certificate(b64decode(b64text))
-        certificate.subject.rfc4514_string()
-        certificate.issuer.rfc4514_string()
-        len(certificate.extensions)
-        certificate.public_key()
+        return _parsed_der(b64text)
     except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
         raise SignatureError(f"{where} does not hold a valid X.509 certificate: {exc}") from None
-    return certificate
 
 
 def _normalise_dn(text: str) -> str:

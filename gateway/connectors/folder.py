@@ -153,6 +153,7 @@ def _collision(exc: OSError) -> bool:
 class FolderConnector:
     def __init__(self, config: FolderConnectorConfig):
         self.config = config
+        self._outbox_key = str(config.outbox.resolve())    # part of every claim's MessageId
         for folder in (config.outbox, config.outbox / PROCESSING, config.outbox / SENT,
                        config.outbox / REJECTED, config.inbox, config.reports):
             folder.mkdir(parents=True, exist_ok=True)
@@ -225,7 +226,7 @@ class FolderConnector:
         the outbox, the document's name and the claimed metadata file's identity, so a claim
         resumed after a crash is queued under the same id (and de-duplicated by the store)
         without a file written and fsynced per document to remember it."""
-        key = f"{self.config.outbox.resolve()}\0{item.name}\0{item.claim_identity}"
+        key = f"{self._outbox_key}\0{item.name}\0{item.claim_identity}"
         return f"{uuid.uuid5(_CLAIM_NAMESPACE, key)}@{domain}"
 
     def archive(self, name: str, *, error: str | None = None) -> None:
