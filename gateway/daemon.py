@@ -175,9 +175,10 @@ def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | N
         gateway.workers.setServiceParent(top)
     if config.nsw_api is not None:
         nsw_api_service(gateway, reactor, sockets).setServiceParent(top)
-    Sender(config, gateway.store, gateway.registry, gateway.connector, reactor).setServiceParent(top)
-    OutboxPoller(gateway.connector, gateway.outbound, gateway.party_domain,
-                 config.folder.poll_interval).setServiceParent(top)
+    sender = Sender(config, gateway.store, gateway.registry, gateway.connector, reactor)
+    sender.setServiceParent(top)
+    OutboxPoller(gateway.connector, gateway.outbound, gateway.party_domain, config.folder.poll_interval,
+                 queued=lambda: reactor.callFromThread(sender.tick)).setServiceParent(top)
     # Stopped first: a running time-stamp or purge finishes before anything else stops.
     for job in evidence_services(gateway.store, config.evidence):
         job.setServiceParent(top)

@@ -60,7 +60,7 @@ def test_outbox_is_drained_at_start_then_once_per_interval(tmp_path, pki):
     gateway = Gateway(a.config())
     clock = task.Clock()
     poller = OutboxPoller(gateway.connector, gateway.outbound, gateway.party_domain, 5.0, clock=clock,
-                          run_blocking=defer.maybeDeferred)
+                          run_blocking=defer.maybeDeferred, watch=False)      # the timer alone
     outbox = a.config().folder.outbox
     try:
         poller.startService()                          # the first poll runs at start: nothing there
