@@ -173,9 +173,10 @@ def build_service(gateway: Gateway, reactor=None, sockets: Mapping[str, int] | N
     if config.workers > 1 and worker_socket is not None:
         gateway.workers = WorkerPool(config.file, config.workers, worker_socket, reactor)
         gateway.workers.setServiceParent(top)
-    if config.nsw_api is not None:
-        nsw_api_service(gateway, reactor, sockets).setServiceParent(top)
     sender = Sender(config, gateway.store, gateway.registry, gateway.connector, reactor)
+    if config.nsw_api is not None:
+        nsw_api_service(gateway, reactor, sockets, queued=lambda: reactor.callFromThread(sender.tick)
+                        ).setServiceParent(top)
     sender.setServiceParent(top)
     OutboxPoller(gateway.connector, gateway.outbound, gateway.party_domain, config.folder.poll_interval,
                  queued=lambda: reactor.callFromThread(sender.tick)).setServiceParent(top)
@@ -229,14 +230,18 @@ def _endpoint(reactor, name: str, host: str, port: int, tls: bool, cert, key, cl
                            tls_options=server_options(cert, key, client_ca) if tls else None, handed=sockets)
 
 
-def nsw_api_service(gateway: Gateway, reactor, sockets: Mapping[str, int] | None = None) -> StreamServerEndpointService:
+def nsw_api_service(gateway: Gateway, reactor, sockets: Mapping[str, int] | None = None,
+                    queued=None) -> StreamServerEndpointService:
     """The NSW HTTP API on its own port: submit through the same outbound pipeline as the
     folder connector, status from the same store, the same inbox folder."""
     api: NswApiListenConfig = gateway.config.nsw_api
 
     def submit(partner: str, document_type: str, document: bytes, reference: str | None) -> str:
-        return gateway.outbound.submit(Submission(partner_id=partner, document_type=document_type,
-                                                  document=document, nsw_reference=reference))
+        message_id = gateway.outbound.submit(Submission(partner_id=partner, document_type=document_type,
+                                                        document=document, nsw_reference=reference))
+        if queued is not None:
+            queued()                # the sender need not wait for its poll
+        return message_id
 
     site = make_nsw_api_site(submit=submit, find=lambda mid, ref: gateway.store.find(mid, ref),
                              inbox_dir=gateway.config.folder.inbox,
