@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from crypto.content import Octets
 from crypto.errors import SecurityError
 
 NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -70,7 +71,8 @@ class Part:
     """Content-ID without angle brackets and without ``cid:``."""
     mime_type: str
     """Content-Type of the MIME part as on the wire (parameters included)."""
-    data: bytes
+    data: Octets
+    """In memory, or a byte range of a file for a large attachment (``crypto.content``)."""
 
 
 class AmbiguousElement(SecurityError, ValueError):

@@ -9,7 +9,6 @@ lengths. Signing and verifying dispatch on the key type the algorithm demands.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import (
@@ -41,6 +41,8 @@ from crypto.algorithms import (
     PseudoRandomFunction,
     SignatureAlgorithm,
 )
+from crypto import content
+from crypto.content import FileContent, Octets
 from crypto.errors import AlgorithmNotAllowed, DecryptionError
 
 _HASHLIB_NAME = {DigestAlgorithm.SHA256: "sha256"}
@@ -60,9 +62,9 @@ GCM_IV_BYTES = 12
 GCM_TAG_BYTES = 16
 
 
-def digest(algorithm: DigestAlgorithm, data: bytes) -> bytes:
-    """Message digest of ``data``."""
-    return hashlib.new(_HASHLIB_NAME[algorithm], data).digest()
+def digest(algorithm: DigestAlgorithm, data: Octets) -> bytes:
+    """Message digest of ``data`` (read in chunks when it is a file)."""
+    return content.digest(data, _HASHLIB_NAME[algorithm])
 
 
 def _curve_ok(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
@@ -165,20 +167,49 @@ def new_content_key(algorithm: DataEncryptionAlgorithm) -> bytes:
     return os.urandom(_AES_GCM_KEY_BYTES[algorithm])
 
 
-def encrypt_content(algorithm: DataEncryptionAlgorithm, key: bytes, plaintext: bytes) -> bytes:
-    """XML Enc 1.1 AES-GCM octets: 12-byte random IV || ciphertext || 16-byte tag."""
+def encrypt_content(algorithm: DataEncryptionAlgorithm, key: bytes, plaintext: Octets) -> Octets:
+    """XML Enc 1.1 AES-GCM octets: 12-byte random IV || ciphertext || 16-byte tag.
+
+    A plaintext in a file is encrypted chunk by chunk into a spool file (same octets as
+    the one-shot AEAD: GCM is a stream mode with the tag appended).
+    """
     iv = os.urandom(GCM_IV_BYTES)
-    return iv + AESGCM(key).encrypt(iv, plaintext, None)
+    if not isinstance(plaintext, FileContent):
+        return iv + AESGCM(key).encrypt(iv, plaintext, None)
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+    out = content.SpoolWriter(0)
+    out.write(iv)
+    for piece in plaintext.chunks():
+        out.write(encryptor.update(piece))
+    out.write(encryptor.finalize())
+    out.write(encryptor.tag)
+    return out.result()
 
 
-def decrypt_content(algorithm: DataEncryptionAlgorithm, key: bytes, data: bytes) -> bytes:
-    """Inverse of :func:`encrypt_content`; any failure is one opaque DecryptionError."""
+def decrypt_content(algorithm: DataEncryptionAlgorithm, key: bytes, data: Octets) -> Octets:
+    """Inverse of :func:`encrypt_content`; any failure is one opaque DecryptionError.
+
+    A ciphertext in a file is decrypted into a spool file that is returned only after the
+    tag verified: no unauthenticated plaintext leaves this function.
+    """
     if len(key) != _AES_GCM_KEY_BYTES[algorithm] or len(data) < GCM_IV_BYTES + GCM_TAG_BYTES:
         raise DecryptionError("decryption failed")
+    if not isinstance(data, FileContent):
+        try:
+            return AESGCM(key).decrypt(data[:GCM_IV_BYTES], data[GCM_IV_BYTES:], None)
+        except InvalidTag:
+            raise DecryptionError("decryption failed") from None
+    body = data.length - GCM_IV_BYTES - GCM_TAG_BYTES
+    iv, tag = data.read_at(0, GCM_IV_BYTES), data.read_at(data.length - GCM_TAG_BYTES, GCM_TAG_BYTES)
+    decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag)).decryptor()
+    out = content.SpoolWriter(content.SPOOL_THRESHOLD)
+    for piece in data.sub(GCM_IV_BYTES, body).chunks():
+        out.write(decryptor.update(piece))
     try:
-        return AESGCM(key).decrypt(data[:GCM_IV_BYTES], data[GCM_IV_BYTES:], None)
+        out.write(decryptor.finalize())
     except InvalidTag:
         raise DecryptionError("decryption failed") from None
+    return out.result()
 
 
 def _oaep(

@@ -13,6 +13,7 @@ import re
 
 from lxml import etree
 
+from crypto.content import Octets, as_bytes
 from crypto.errors import SignatureError
 from crypto.wssec_common import Part
 
@@ -38,7 +39,7 @@ def _crlf(data: bytes) -> bytes:
 
 def _xml_c14n(part: Part) -> bytes:
     try:
-        doc = etree.fromstring(part.data, _safe_parser()).getroottree()
+        doc = etree.fromstring(as_bytes(part.data), _safe_parser()).getroottree()
     except etree.XMLSyntaxError as exc:
         raise SignatureError(
             f"attachment cid:{part.content_id} is declared as {part.mime_type} but is not "
@@ -52,10 +53,15 @@ def _xml_c14n(part: Part) -> bytes:
     return etree.tostring(doc, method="c14n", exclusive=True, with_comments=False)
 
 
-def attachment_content_octets(part: Part) -> bytes:
-    """What the Attachment-Content-Signature-Transform outputs for ``part``."""
+def attachment_content_octets(part: Part) -> Octets:
+    """What the Attachment-Content-Signature-Transform outputs for ``part``.
+
+    The octets themselves (possibly a file, digested in chunks) for everything but XML and
+    text, which need the whole content in memory to canonicalize; AS4 payloads are usually
+    gzip, which is why large ones stream.
+    """
     if _XML_TYPE.match(part.mime_type):
         return _xml_c14n(part)
     if _TEXT_TYPE.match(part.mime_type):
-        return _crlf(part.data)
+        return _crlf(as_bytes(part.data))
     return part.data

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from crypto.content import FileContent, Octets, as_bytes
 from gateway.config import DocumentSignerConfig
 from gateway.store.store import StepEvent
 from partners import xmldoc
@@ -53,13 +54,13 @@ class MappingFailed(ValueError):
 
 @dataclass(frozen=True)
 class OutboundDocument:
-    data: bytes                          # the document as the partner receives it
+    data: Octets                         # the document as the partner receives it
     events: tuple[StepEvent, ...]
 
 
 @dataclass(frozen=True)
 class InboundDocument:
-    data: bytes                          # the canonical document for the NSW
+    data: Octets                         # the canonical document for the NSW
     signature: SignatureCheck | None     # None for document types without a canonical schema
     events: tuple[StepEvent, ...]
 
@@ -96,7 +97,7 @@ def _mapping_failed(exc: MappingError) -> MappingFailed:
     return MappingFailed(f"mapping failed: {text}", field=field)
 
 
-def prepare_outbound(partner: Partner, pmode: PMode, document_type: str, document: bytes,
+def prepare_outbound(partner: Partner, pmode: PMode, document_type: str, document: Octets,
                      signers: DocumentSigners | None = None) -> OutboundDocument:
     """Canonical document from the NSW -> the bytes to pack for ``partner``.
 
@@ -106,13 +107,19 @@ def prepare_outbound(partner: Partner, pmode: PMode, document_type: str, documen
     if not is_known(document_type):
         if "xml" in pmode.mime_type:
             try:
-                xmldoc.parse(document)
+                if isinstance(document, FileContent):
+                    xmldoc.check_well_formed(document.chunks())   # too large for a tree
+                else:
+                    xmldoc.parse(document)
             except xmldoc.DocumentXmlRefused as exc:
                 raise _refused(exc) from None
         return OutboundDocument(document, (
             StepEvent("validate", "ok", f"{len(document)} bytes, well-formed {pmode.mime_type} "
                       f"(no canonical schema for {document_type!r})"),
             StepEvent("map", "ok", f"none: {document_type!r} is not a canonical document type, sent as-is")))
+    # A canonical document is validated, mapped and signed as one tree, so it is in memory
+    # whatever its size (payloads too large for that travel as non-canonical types).
+    document = as_bytes(document)
     try:
         validate_document(document_type, document)
     except DocumentInvalid as exc:
@@ -150,7 +157,7 @@ def _map(partner: Partner, document_type: str, direction: str, data: bytes,
     return mapped
 
 
-def accept_inbound(partner: Partner, pmode: PMode, document_type: str, data: bytes) -> InboundDocument:
+def accept_inbound(partner: Partner, pmode: PMode, document_type: str, data: Octets) -> InboundDocument:
     """Document as the partner sent it -> canonical document for the NSW, with the verdict on
     its document-level signature.
 
@@ -159,6 +166,7 @@ def accept_inbound(partner: Partner, pmode: PMode, document_type: str, data: byt
     if not is_known(document_type):
         return InboundDocument(data, None, (
             StepEvent("validate", "skipped", f"no canonical schema for {document_type!r}; delivered as received"),))
+    data = as_bytes(data)       # checked and mapped as one tree (see prepare_outbound)
     # The signature covers the bytes as the partner received them from the issuer: check it
     # before mapping changes them.
     try:

@@ -16,12 +16,14 @@ from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseNeverReceived
 
+from crypto.content import FileContent
 from gateway import as4
 from gateway.config import GatewayConfig
 from gateway.connectors.nsw import NswConnector
 from gateway.receipts import DELIVERED, FAILED, RETRY, Verdict, judge_response
 from gateway.retry_policy import JITTER, decide_retry
 from gateway.store.store import MessageStore, OutboundJob, StepEvent, utcnow
+from gateway.transport.producer import ContentProducer
 from gateway.transport.tls import PartnerTLSPolicy, private_certificate
 from partners.registry import Partner, PartnerRegistry
 
@@ -150,7 +152,8 @@ class Sender(Service):
             return
         started = self._now()
         try:
-            response = yield treq.post(partner.endpoint.encode(), data=job.body,
+            body = ContentProducer(job.body) if isinstance(job.body, FileContent) else job.body
+            response = yield treq.post(partner.endpoint.encode(), data=body,
                                        headers={b"Content-Type": [job.content_type.encode("latin-1")],
                                                 b"SOAPAction": [b'""']},
                                        agent=self._agent(partner), timeout=self.config.sender.timeout)

@@ -17,9 +17,11 @@ cannot read (UTF-16). Unlike envelopes, documents lift libxml2's text-size limit
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from lxml import etree
 
-__all__ = ["DTD_REFUSED", "MAX_DEPTH", "DocumentHasDtd", "DocumentNotWellFormed", "DocumentXmlRefused",
+__all__ = ["DTD_REFUSED", "MAX_DEPTH", "check_well_formed", "DocumentHasDtd", "DocumentNotWellFormed", "DocumentXmlRefused",
            "doctype_line", "has_dtd", "parse", "parser"]
 
 #: The reason every document path gives for a DTD, so the NSW and partners read one message.
@@ -133,3 +135,48 @@ def parse(data: bytes, *, max_depth: int = MAX_DEPTH) -> etree._Element:
         raise DocumentHasDtd()
     _check_depth(root, max_depth)
     return root
+
+
+class _WellFormedTarget:
+    """Parser target that keeps nothing: it refuses a DOCTYPE and counts the depth."""
+
+    def __init__(self, max_depth: int):
+        self.max_depth, self.depth = max_depth, 0
+
+    def start(self, tag, attrib, nsmap=None) -> None:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise DocumentNotWellFormed(f"elements are nested deeper than {self.max_depth} levels")
+
+    def end(self, tag) -> None:
+        self.depth -= 1
+
+    def data(self, text) -> None:
+        pass
+
+    def doctype(self, *args) -> None:
+        raise DocumentHasDtd()
+
+    def close(self) -> None:
+        return None
+
+
+def check_well_formed(chunks: Iterable[bytes], *, max_depth: int = MAX_DEPTH) -> None:
+    """What :func:`parse` checks (well-formed, no DTD, bounded nesting) for a document too
+    large to hold as a tree: fed in chunks to a parser that builds nothing, so a gigabyte
+    document costs a chunk of memory. Raises the same exceptions as :func:`parse`."""
+    feeder = etree.XMLParser(target=_WellFormedTarget(max_depth), resolve_entities=False, load_dtd=False,
+                             no_network=True, huge_tree=True)
+    first = True
+    try:
+        for piece in chunks:
+            if first:
+                line = doctype_line(piece)
+                if line is not None:
+                    raise DocumentHasDtd(line)
+                first = False
+            feeder.feed(piece)
+        feeder.close()
+    except etree.XMLSyntaxError as exc:
+        raise DocumentNotWellFormed(f"not well-formed XML at line {exc.lineno}: {exc.msg}",
+                                    line=exc.lineno or None) from None

@@ -17,6 +17,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from crypto import content
+from crypto.content import FileContent, Octets
+
 from .errors import EbmsException
 from .model import PartInfo, UserMessage
 from .namespaces import SOAP12_MIME_TYPE
@@ -38,6 +41,8 @@ OTHER = "EBMS:0004"
 _XML_ROOT_TYPES = frozenset({SOAP12_MIME_TYPE, "application/xml", "text/xml"})
 _IDENTITY_ENCODINGS = frozenset({"binary", "8bit", "7bit"})
 _MAX_HEADER_BYTES = 64 * 1024
+#: The SOAP envelope is parsed as one tree; payloads travel as attachments.
+_MAX_ROOT_BYTES = 64 * 1024 * 1024
 _BCHARS = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _TOKEN_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -52,7 +57,7 @@ class MimePart:
 
     content_id: str
     content_type: str
-    data: bytes
+    data: Octets          # bytes, or a range of a spooled file for a large attachment
     headers: tuple[tuple[str, str], ...] = ()
 
     def header(self, name: str) -> str | None:
@@ -93,7 +98,7 @@ def encode_multipart(
     boundary: str | None = None,
     *,
     root_content_id: str | None = None,
-) -> tuple[str, bytes]:
+) -> tuple[str, Octets]:
     """Package a SOAP envelope and attachments as multipart/related.
 
     Returns (Content-Type header value, body). The root part is
@@ -121,7 +126,7 @@ def encode_multipart(
 
     def collides(b: str) -> bool:
         marker = b"--" + b.encode("ascii")
-        return marker in soap_xml or any(marker in p.data for p in parts)
+        return marker in soap_xml or any(_contains(p.data, marker) for p in parts)
 
     if boundary is None:
         boundary = _new_boundary()
@@ -134,15 +139,17 @@ def encode_multipart(
             raise ValueError("the given MIME boundary occurs inside the message data")
 
     delim = b"--" + boundary.encode("ascii")
-    out = bytearray()
+    streamed = any(isinstance(p.data, FileContent) for p in parts)
+    out = content.SpoolWriter(0) if streamed else _Buffer()
 
-    def emit(headers: list[tuple[str, str]], data: bytes) -> None:
-        out.extend(delim + b"\r\n")
+    def emit(headers: list[tuple[str, str]], data: Octets) -> None:
+        out.write(delim + b"\r\n")
         for k, v in headers:
-            out.extend(f"{k}: {v}\r\n".encode("utf-8"))
-        out.extend(b"\r\n")
-        out.extend(data)
-        out.extend(b"\r\n")
+            out.write(f"{k}: {v}\r\n".encode("utf-8"))
+        out.write(b"\r\n")
+        for piece in content.chunks(data):
+            out.write(piece)
+        out.write(b"\r\n")
 
     emit(
         [
@@ -162,11 +169,31 @@ def encode_multipart(
             ],
             p.data,
         )
-    out.extend(delim + b"--\r\n")
+    out.write(delim + b"--\r\n")
     content_type = (
         f'multipart/related; boundary="{boundary}"; type="{SOAP12_MIME_TYPE}"; start="<{root_cid}>"'
     )
-    return content_type, bytes(out)
+    return content_type, out.result()
+
+
+class _Buffer(bytearray):
+    """The in-memory sink of ``encode_multipart`` (a ``SpoolWriter`` for large parts)."""
+
+    write = bytearray.extend
+
+    def result(self) -> bytes:
+        return bytes(self)
+
+
+def _contains(data: Octets, marker: bytes) -> bool:
+    if not isinstance(data, FileContent):
+        return marker in data
+    tail = b""
+    for piece in data.chunks():
+        if marker in tail + piece[:len(marker) - 1] or marker in piece:
+            return True
+        tail = piece[-(len(marker) - 1):]
+    return False
 
 
 # ---------------------------------------------------------------------------- decode
@@ -218,17 +245,17 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     return media, params
 
 
-def _split_parts(body: bytes, boundary: bytes, max_parts: int) -> list[bytes]:
+def _split_parts(body: "bytes | _FileWindow", boundary: bytes, max_parts: int) -> list[tuple[int, int]]:
     """Cut a multipart body into raw parts (headers + content), per RFC 2046 sec 5.1.1.
 
     A delimiter is ``--boundary`` at the start of a line, optionally followed by ``--``
     (close delimiter) and transport padding, then CRLF, LF or end of input. The line
     break before a delimiter belongs to the delimiter, not to the part's data.
     Boundary-like text that is not at a line start, or continues with other
-    characters, is data.
+    characters, is data. Returns each part's (start, end) in ``body``.
     """
     delim = b"--" + boundary
-    parts: list[bytes] = []
+    parts: list[tuple[int, int]] = []
     start: int | None = None  # where the current part's content begins
     search = 0
     n = len(body)
@@ -261,7 +288,7 @@ def _split_parts(body: bytes, boundary: bytes, max_parts: int) -> list[bytes]:
                 end -= 2
             elif body[end - 1 : end] == b"\n":
                 end -= 1
-            parts.append(body[start : max(end, start)])
+            parts.append((start, max(end, start)))
             if len(parts) > max_parts:
                 raise _mime_error(f"multipart message has more than {max_parts} MIME parts", OTHER)
         if is_close:
@@ -275,11 +302,12 @@ def _split_parts(body: bytes, boundary: bytes, max_parts: int) -> list[bytes]:
     raise _mime_error("multipart body has no closing boundary (truncated message?)")
 
 
-def _parse_headers(raw: bytes, number: int) -> tuple[list[tuple[str, str]], bytes]:
-    """Split one raw part into its headers and its (still transfer-encoded) content."""
+def _parse_headers(raw: bytes, number: int) -> tuple[list[tuple[str, str]], int | None]:
+    """Split one raw part into its headers and where its (still transfer-encoded) content
+    starts; ``None`` for a part of headers only. ``raw`` may be just the part's first
+    ``_MAX_HEADER_BYTES`` and a little more (a part spooled to a file)."""
     headers: list[tuple[str, str]] = []
     pos = 0
-    n = len(raw)
     while True:
         if pos > _MAX_HEADER_BYTES:
             raise _mime_error(f"MIME part {number} has more than {_MAX_HEADER_BYTES} bytes of headers")
@@ -287,13 +315,13 @@ def _parse_headers(raw: bytes, number: int) -> tuple[list[tuple[str, str]], byte
         if nl < 0:
             if raw[pos:].strip():
                 raise _mime_error(f"MIME part {number} has no blank line ending its headers")
-            return headers, b""  # headers only, empty content
+            return headers, None  # headers only, empty content
         line = raw[pos:nl]
         if line.endswith(b"\r"):
             line = line[:-1]
         pos = nl + 1
         if not line:
-            return headers, raw[pos:n]
+            return headers, pos
         text = line.decode("latin-1")
         if text[0] in " \t":
             if not headers:
@@ -330,7 +358,7 @@ def _decode_content(content: bytes, cte: str | None, number: int) -> bytes:
 
 
 def decode_multipart(
-    content_type: str, body: bytes, *, max_parts: int = 100
+    content_type: str, body: Octets, *, max_parts: int = 100
 ) -> tuple[bytes, list[MimePart]]:
     """Unpack a multipart/related AS4 message into (SOAP envelope bytes, attachments).
 
@@ -355,8 +383,9 @@ def decode_multipart(
     except UnicodeEncodeError:
         raise _mime_error("MIME boundary contains non-ASCII characters") from None
 
-    raw_parts = _split_parts(bytes(body), boundary_bytes, max_parts)
-    if not raw_parts:
+    window = _FileWindow(body) if isinstance(body, FileContent) else bytes(body)
+    spans = _split_parts(window, boundary_bytes, max_parts)
+    if not spans:
         raise _mime_error("multipart message has no MIME parts")
 
     start = params.get("start")
@@ -364,8 +393,14 @@ def decode_multipart(
     decoded: list[MimePart] = []
     seen: set[str] = set()
     root_index: int | None = None if start_cid else 0
-    for number, raw in enumerate(raw_parts, 1):
-        headers, content = _parse_headers(raw, number)
+    for number, (begin, end) in enumerate(spans, 1):
+        if isinstance(body, FileContent):
+            head = body.read_at(begin, min(end - begin, _MAX_HEADER_BYTES + 1024))
+            headers, at = _parse_headers(head, number)
+            if at is None and end - begin > len(head):
+                raise _mime_error(f"MIME part {number} has more than {_MAX_HEADER_BYTES} bytes of headers")
+        else:
+            headers, at = _parse_headers(window[begin:end], number)
         cid_header = _get(headers, "Content-ID")
         cid = _strip_brackets(cid_header) if cid_header is not None else ""
         if cid:
@@ -375,8 +410,9 @@ def decode_multipart(
         if start_cid is not None and cid == start_cid:
             root_index = number - 1
         ctype = (_get(headers, "Content-Type") or "").strip()
-        data = _decode_content(content, _get(headers, "Content-Transfer-Encoding"), number)
-        decoded.append(MimePart(cid, ctype, data, tuple(headers)))
+        cte = _get(headers, "Content-Transfer-Encoding")
+        decoded.append(MimePart(cid, ctype, _part_content(body, window, begin, end, at, cte, number),
+                                tuple(headers)))
 
     if root_index is None:
         raise _mime_error(f"start parameter names <{start_cid}> but no MIME part has that Content-ID")
@@ -396,18 +432,82 @@ def decode_multipart(
             # RFC 2045 default; the payload's real type is in PartInfo's MimeType.
             part = MimePart(part.content_id, "text/plain; charset=us-ascii", part.data, part.headers)
         attachments.append(part)
-    return root.data, attachments
+    if len(root.data) > _MAX_ROOT_BYTES:
+        raise _mime_error(f"the SOAP envelope part has {len(root.data)} bytes, more than the "
+                          f"{_MAX_ROOT_BYTES} this gateway reads; send large content as attachments", OTHER)
+    return content.as_bytes(root.data), attachments
+
+
+def _part_content(body: Octets, window: "bytes | _FileWindow", begin: int, end: int, at: int | None,
+                  cte: str | None, number: int) -> Octets:
+    """A part's transfer-decoded content: a range of the spooled body when it is large and
+    sent binary (the AS4 norm), else bytes."""
+    if at is None:
+        return b""
+    if not isinstance(body, FileContent):
+        return _decode_content(window[begin + at:end], cte, number)
+    length = end - begin - at
+    if (cte or "binary").strip().lower() in _IDENTITY_ENCODINGS and length > content.SPOOL_THRESHOLD:
+        return body.sub(begin + at, length)
+    # base64 and quoted-printable parts of a spooled body are decoded in memory.
+    return _decode_content(body.read_at(begin + at, length), cte, number)
+
+
+class _FileWindow:
+    """The few ``bytes`` operations ``_split_parts`` uses (``find``, ``startswith``, an index,
+    a short slice), over a spooled body read in chunks, so a gigabyte body is scanned in
+    one pass without being read into memory."""
+
+    def __init__(self, data: FileContent):
+        self.data = data
+        self._at, self._chunk = 0, b""
+
+    def __len__(self) -> int:
+        return self.data.length
+
+    def _read(self, offset: int, size: int) -> bytes:
+        if self._at <= offset and offset + size <= self._at + len(self._chunk):
+            return self._chunk[offset - self._at:offset - self._at + size]
+        self._at, self._chunk = offset, self.data.read_at(offset, max(size, content.CHUNK))
+        return self._chunk[:size]
+
+    def find(self, sub: bytes, start: int) -> int:
+        pos = start
+        while pos < self.data.length:
+            window = self._read(pos, content.CHUNK + len(sub) - 1)
+            i = window.find(sub)
+            if i >= 0:
+                return pos + i
+            if pos + len(window) >= self.data.length:
+                return -1
+            pos += len(window) - len(sub) + 1
+        return -1
+
+    def startswith(self, prefix: bytes, start: int) -> bool:
+        return self._read(start, len(prefix)) == prefix
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            begin, end = max(key.start or 0, 0), min(key.stop, self.data.length)
+            return self._read(begin, end - begin) if end > begin else b""
+        return self._read(key, 1)[0]
 
 
 def decode_message(
-    content_type: str | None, body: bytes, *, max_parts: int = 100
+    content_type: str | None, body: Octets, *, max_parts: int = 100
 ) -> tuple[bytes, list[MimePart]]:
-    """Unpack any AS4 HTTP body: multipart/related, or a bare ``application/soap+xml``."""
+    """Unpack any AS4 HTTP body: multipart/related, or a bare ``application/soap+xml``.
+
+    ``body`` may be a spooled file (``crypto.content.FileContent``): then large binary
+    attachments stay ranges of it and are never read into memory here."""
     if not content_type or not content_type.strip():
         raise _mime_error("HTTP request has no Content-Type")
     media, _params = parse_content_type(content_type)
     if media == SOAP12_MIME_TYPE:
-        return bytes(body), []
+        if len(body) > _MAX_ROOT_BYTES:
+            raise _mime_error(f"the SOAP envelope has {len(body)} bytes, more than the {_MAX_ROOT_BYTES} "
+                              "this gateway reads; send large content as attachments", OTHER)
+        return content.as_bytes(body), []
     if media == "multipart/related":
         return decode_multipart(content_type, body, max_parts=max_parts)
     if media == "text/xml":

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from crypto import content
+from crypto.content import FileContent, Octets
 from gateway.config import FolderConnectorConfig
 
 META_SUFFIX = ".meta.json"
@@ -37,14 +39,15 @@ PROCESSING, SENT, REJECTED = ".processing", "sent", "rejected"
 _OWN_FOLDERS = frozenset((PROCESSING, SENT, REJECTED))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: Octets) -> None:
     """Write, fsync and rename: the file appears whole or not at all."""
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer thread
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            for piece in content.chunks(data):
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -57,7 +60,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 class OutboxItem:
     """A claimed outbox document, with the MessageId fixed at claim time (crash-safe resubmit)."""
     name: str
-    document: bytes
+    document: Octets
     partner: str
     document_type: str
     reference: str | None
@@ -85,8 +88,10 @@ def _kind(mode: int) -> str | None:
     return "not a regular file"
 
 
-def read_entry(path: Path, label: str) -> bytes:
-    """The bytes of an outbox entry that must be a regular file the gateway can read.
+def read_entry(path: Path, label: str) -> Octets:
+    """The bytes of an outbox entry that must be a regular file the gateway can read (a large
+    one as a ``FileContent`` over the opened file, streamed by the outbound steps: the
+    protocol is that the NSW does not touch a document once its metadata file is written).
 
     Why not ``Path.read_bytes``: opening a FIFO blocks until a writer appears (the poller
     would hang on it for good), a symbolic link would let anyone who can write to the outbox
@@ -109,14 +114,23 @@ def read_entry(path: Path, label: str) -> bytes:
                           "read access (chmod or chown) and drop it again") from None
     except OSError as exc:       # ELOOP: replaced by a link since lstat; ENXIO: a socket; ...
         raise OutboxError(f"{label} cannot be opened ({exc.strerror}); {fix}") from None
-    with os.fdopen(fd, "rb") as fh:
-        kind = _kind(os.fstat(fh.fileno()).st_mode)
+    fh = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fh.fileno())
+        kind = _kind(st.st_mode)
         if kind is not None:
             raise OutboxError(f"{label} is {kind}; {fix}")
         try:
+            if st.st_size > content.SPOOL_THRESHOLD:
+                os.pread(fh.fileno(), 1, 0)       # readable at all (EISDIR, EIO): say so now
+                large, fh = FileContent(fh, 0, st.st_size), None
+                return large
             return fh.read()
         except OSError as exc:
             raise OutboxError(f"{label} cannot be read ({exc.strerror}); check the file and drop it again") from None
+    finally:
+        if fh is not None:
+            fh.close()
 
 
 def _json_type(value: Any) -> str:
@@ -250,7 +264,7 @@ class FolderConnector:
         return f"{safe}-{digest}"
 
     def deliver(self, *, partner_id: str, sender_party: str, message_id: str, reference: str | None,
-                document_type: str | None, received_at: str, document: bytes, mime_type: str,
+                document_type: str | None, received_at: str, document: Octets, mime_type: str,
                 conversation_id: str | None, ref_to_message_id: str | None,
                 extra: Mapping[str, Any] | None = None) -> Path:
         """Write one inbound document and then its metadata (the NSW's commit marker).

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol
 
+from crypto.content import Octets
+
 
 class NswConnector(Protocol):
     def deliver(self, *, partner_id: str, sender_party: str, message_id: str, reference: str | None,
-                document_type: str | None, received_at: str, document: bytes, mime_type: str,
+                document_type: str | None, received_at: str, document: Octets, mime_type: str,
                 conversation_id: str | None, ref_to_message_id: str | None,
                 extra: Mapping[str, Any] | None = None) -> Any:
         """Hand one received document to the NSW, durably; returns what names it (its file)."""

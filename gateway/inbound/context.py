@@ -15,6 +15,7 @@ from cryptography import x509
 from lxml import etree
 
 from crypto import Part, VerifyResult
+from crypto.content import Octets
 from gateway import as4
 from gateway.as4.payloads import ResolvedPayload
 from gateway.as4.xmlparse import DEFAULT_MAX_DEPTH
@@ -56,7 +57,7 @@ def fail(code: str, description: str, ref: str | None = None) -> as4.EbmsExcepti
 @dataclass
 class InboundContext:
     content_type: str
-    body: bytes
+    body: Octets                           # a large body stays in Twisted's spool file
     tls_chain: tuple[x509.Certificate, ...] | None
     registry: PartnerRegistry              # one snapshot: a reload mid-message cannot mix configs
     received_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
@@ -88,7 +89,7 @@ class InboundContext:
     signed_body: etree._Element | None = None
     payloads: list[ResolvedPayload] = field(default_factory=list)
     # -- document and NSW hand-off
-    document: bytes | None = None              # what the NSW gets as the first document
+    document: Octets | None = None             # what the NSW gets as the first document
     inbox_extra: dict = field(default_factory=dict)
     #: Changes that commit with the message (an AEO list): session -> their events.
     effects: Callable | None = None

@@ -10,12 +10,12 @@ committed message is answered with a receipt.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Protocol
 
 from twisted.logger import Logger
 
+from crypto import content
 from crypto import (AlgorithmNotAllowed, IncompleteSignature, MissingSignature, Part, SecurityError,
                     SignerCertificateRejected, UntrustedCertificate, UntrustedSigner, decrypt_parts, verify_message)
 from gateway import as4
@@ -273,7 +273,7 @@ class Dedupe:
             return None
         # Content, not packaging: a partner that re-signs and re-packs a resend (new
         # Content-IDs, new signature) is still resending the same message.
-        if list(previous.payload_digests) != [hashlib.sha256(p.data).hexdigest() for p in ctx.payloads]:
+        if list(previous.payload_digests) != [content.hexdigest(p.data) for p in ctx.payloads]:
             raise fail("EBMS:0003", f"MessageId {mid} was already received with different payloads; a new "
                        "message needs a new MessageId (resends must carry the same content)", mid)
         if previous.status == REJECTED:
@@ -288,7 +288,7 @@ class Dedupe:
             # Committed and answered, but the hand-off to the NSW failed (a full disk, say) and
             # the partner resends: the resend is what carries the hand-off through.
             for owed in self.store.owed_to_nsw(previous.pk):
-                DeliverToNsw(self.store, self.connector).hand_off(owed, self.store.blob)
+                DeliverToNsw(self.store, self.connector).hand_off(owed, self.store.blob_content)
         self.store.add_event(previous.pk, "duplicate", "answered",
                              "same MessageId received again; previous receipt re-sent, not delivered again")
         return Response(200, previous.receipt_content_type, self.store.blob(previous.receipt_digest))
@@ -401,7 +401,7 @@ def delivery_plan(ctx: InboundContext) -> tuple[dict, list[bytes]]:
     mid = ctx.message_id
     for index, payload in enumerate(ctx.payloads):
         data = ctx.document if index == 0 and ctx.document is not None else payload.data
-        digest = hashlib.sha256(data).hexdigest()
+        digest = content.hexdigest(data)
         if data is not payload.data:
             extra_blobs.append(data)
         documents.append({"message_id": mid if index == 0 else f"{mid}#{index}", "digest": digest,
@@ -456,9 +456,9 @@ class DeliverToNsw:
             return
         um = ctx.user_message
         plan, _ = delivery_plan(ctx)
-        contents = {hashlib.sha256(p.data).hexdigest(): p.data for p in ctx.payloads}
+        contents = {content.hexdigest(p.data): p.data for p in ctx.payloads}
         if ctx.document is not None:
-            contents[hashlib.sha256(ctx.document).hexdigest()] = ctx.document
+            contents[content.hexdigest(ctx.document)] = ctx.document
         self.hand_off(NswDelivery(ctx.stored_pk, ctx.message_id, ctx.partner.id, ctx.reference,
                                   ctx.pmode.document_type, um.conversation_id, um.ref_to_message_id, plan),
                       contents.__getitem__)
@@ -481,7 +481,7 @@ class DeliverToNsw:
         """Finish the hand-off of messages a crash left ``received`` (at start-up)."""
         owed = self.store.owed_to_nsw()
         for item in owed:
-            self.hand_off(item, self.store.blob)
+            self.hand_off(item, self.store.blob_content)
             log.info("delivered {message_id} from {partner} to the NSW after a restart",
                      message_id=item.message_id, partner=item.partner_id)
         return len(owed)

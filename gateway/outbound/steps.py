@@ -7,12 +7,11 @@ chain: the pipeline records the finished message in one unit of work (``pipeline
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Callable, Protocol
 
 from lxml import etree
 
-from crypto import Part, encrypt_parts, sign_message, suite
+from crypto import Part, content, encrypt_parts, sign_message, suite
 from gateway import as4
 from gateway.documents import DocumentSigners, InvalidDocument, MappingFailed, prepare_outbound
 from gateway.identity import LocalIdentity, MissingSuiteKeys
@@ -31,7 +30,7 @@ def _party(value: str, type_: str | None, role: str) -> as4.Party:
 
 def submit_event(ctx: OutboundContext) -> StepEvent:
     sub = ctx.submission
-    return StepEvent("submit", "ok", f"document {hashlib.sha256(sub.document).hexdigest()[:16]}… for "
+    return StepEvent("submit", "ok", f"document {content.hexdigest(sub.document)[:16]}… for "
                      f"{sub.partner_id} ({sub.document_type}), reference {sub.nsw_reference}")
 
 

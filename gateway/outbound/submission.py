@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crypto.content import Octets
+
 
 class SubmissionRejected(ValueError):
     """The NSW handed us something we cannot send; the message says what to fix."""
@@ -33,7 +35,7 @@ class DocumentRejected(SubmissionRejected):
 class Submission:
     partner_id: str
     document_type: str
-    document: bytes
+    document: Octets       # a large document stays in its outbox file (``crypto.content``)
     nsw_reference: str | None = None
     message_id: str | None = None          # fixed by the caller for crash-safe resubmission
     conversation_id: str | None = None

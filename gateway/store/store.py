@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from crypto.content import Octets
 from gateway.evidence.chain import witness_inbound, witness_outbound, witness_receipt
 from gateway.store.blobs import INLINE_MAX, BlobStore
 from gateway.store.models import IN, OUT, Event, Message, Payload, ReceiptRecord
@@ -57,7 +58,7 @@ class StepEvent:
 class PayloadData:
     content_id: str
     mime_type: str
-    data: bytes
+    data: Octets            # bytes, or a spooled file for a large payload (``crypto.content``)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class OutboundJob:
     partner_id: str
     pmode_id: str | None
     content_type: str
-    body: bytes
+    body: Octets            # the stored raw message; a large one streams from its blob file
     attempts: int
     created_at: dt.datetime
     signed_references: dict
@@ -214,7 +215,7 @@ class MessageStore:
     # -- outbound ----------------------------------------------------------------
     def record_outbound(self, *, message_id: str, partner_id: str, document_type: str, pmode_id: str,
                         nsw_reference: str | None, conversation_id: str, ref_to_message_id: str | None,
-                        content_type: str, raw: bytes, signed_references: dict,
+                        content_type: str, raw: Octets, signed_references: dict,
                         payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> int:
         """Persist a packed, signed message as ``queued``: message, payloads, events and its
         evidence entry in one unit of work (large blobs are files, durable before it)."""
@@ -226,7 +227,7 @@ class MessageStore:
 
     def record_outbound_later(self, *, message_id: str, partner_id: str, document_type: str, pmode_id: str,
                               nsw_reference: str | None, conversation_id: str, ref_to_message_id: str | None,
-                              content_type: str, raw: bytes, signed_references: dict,
+                              content_type: str, raw: Octets, signed_references: dict,
                               payloads: Sequence[PayloadData], events: Sequence[StepEvent]) -> "PendingWrite[int]":
         """:meth:`record_outbound` without waiting: ``result()`` returns the primary key once the
         message is durable, so a caller with many messages gets them into one commit."""
@@ -313,7 +314,7 @@ class MessageStore:
         result = []
         for job, digest in self._write(work):
             try:
-                body = self.blobs.get(digest)
+                body = self.blobs.content(digest)
             except OSError as exc:
                 # A lost or corrupted stored message cannot be resent as signed; fail it
                 # loudly rather than strand the rest of the batch in 'sending'.
@@ -429,7 +430,7 @@ class MessageStore:
 
     def record_inbound(self, *, message_id: str, partner_id: str, document_type: str | None,
                        pmode_id: str | None, nsw_reference: str | None, conversation_id: str | None,
-                       ref_to_message_id: str | None, status: str, content_type: str, raw: bytes,
+                       ref_to_message_id: str | None, status: str, content_type: str, raw: Octets,
                        receipt: bytes | None, receipt_content_type: str | None, error: str | None,
                        receipt_message_id: str | None = None,
                        payloads: Sequence[PayloadData], events: Sequence[StepEvent],
@@ -489,6 +490,10 @@ class MessageStore:
 
     def blob(self, digest: str) -> bytes:
         return self.blobs.get(digest)
+
+    def blob_content(self, digest: str) -> Octets:
+        """A stored blob to stream (a large one stays in its file, see ``BlobStore.content``)."""
+        return self.blobs.content(digest)
 
     # -- queries -----------------------------------------------------------------
     def find(self, message_id: str | None = None, reference: str | None = None) -> list[Message]:

@@ -7,10 +7,13 @@ arrives (``handleContentChunk``). Shared by the AS4 listener and the NSW HTTP AP
 """
 from __future__ import annotations
 
+import io
 from typing import Optional
 
 from twisted.logger import Logger
 from twisted.web import http, server
+
+from crypto import content
 
 log = Logger()
 
@@ -67,6 +70,11 @@ class LimitedRequest(server.Request):
             self._refuse(f"{self.what} of {length} bytes exceeds this gateway's limit of {self.max_bytes} bytes")
             return
         super().gotLength(length)
+        if not isinstance(self.content, io.BytesIO):
+            # A large body: spooled where the daemon keeps payloads (``crypto.content``), not
+            # in /tmp, which may be a small tmpfs.
+            self.content.close()
+            self.content = content.new_spool()
         if length is None:
             _declare_chunk_sizes(self)
 

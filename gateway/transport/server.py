@@ -6,13 +6,16 @@ answering while a large message is processed.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+import io
+import os
+from typing import BinaryIO, Callable, Optional
 
 from cryptography import x509
 from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import resource, server
 
+from crypto.content import SPOOL_THRESHOLD, FileContent, Octets
 from gateway.inbound import Response
 from gateway.transport.limits import LimitedRequest as _LimitedRequest
 
@@ -41,6 +44,22 @@ def peer_chain(request) -> Optional[tuple[x509.Certificate, ...]]:
     return tuple(c.to_cryptography() for c in chain)
 
 
+def request_body(content: BinaryIO) -> Octets:
+    """The POSTed body: bytes, or (large, already spooled to a file by Twisted) a range of that
+    file, which the pipeline streams through instead of reading it into memory."""
+    content.seek(0, os.SEEK_END)
+    size = content.tell()
+    content.seek(0)
+    if size > SPOOL_THRESHOLD:
+        try:
+            content.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return content.read()
+        content.flush()
+        return FileContent(content, 0, size)
+    return content.read()
+
+
 class AS4Resource(resource.Resource):
     isLeaf = True
 
@@ -59,11 +78,11 @@ class AS4Resource(resource.Resource):
         chain = peer_chain(request)
 
         def read_and_process() -> Response:
-            content.seek(0)
+            body = request_body(content)
             if chain is None:
-                return self.process(content_type, content.read())
+                return self.process(content_type, body)
             # The partner's CRLs are only known once the message names its sender.
-            return self.process(content_type, content.read(), tls_chain=chain)
+            return self.process(content_type, body, tls_chain=chain)
 
         d = threads.deferToThread(read_and_process)
 

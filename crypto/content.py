@@ -1,0 +1,147 @@
+"""Attachment octets that may live in a file rather than in memory.
+
+A customs payload can be a gigabyte (a scanned dossier, a vessel's full manifest); holding
+it as ``bytes`` costs one copy per pipeline step. An attachment is therefore either
+``bytes`` (the fast path: almost every document is a few kilobytes) or a
+:class:`FileContent`, a byte range of an open file: the spooled HTTP request body, or a
+spool file a step wrote its output to. Every step that touches attachment octets (digest,
+encrypt, decrypt, gzip, MIME, the store) works chunk by chunk on a ``FileContent`` and
+writes its output to a new spool file, so memory stays bounded whatever the size.
+
+Spool files are anonymous (``tempfile.TemporaryFile``: unlinked at creation, O_TMPFILE
+where the kernel has it), so they vanish with the last reference, also after a crash.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Union
+
+#: Chunk size of every streaming step: large enough that per-call overhead vanishes next
+#: to the work on the octets, small enough that a few in flight cost nothing.
+CHUNK = 1 << 20
+
+#: Attachments above this size are spooled to files by the steps that produce them (MIME
+#: decoding of a spooled body, decryption, decompression, the outbox reader).
+SPOOL_THRESHOLD = 4 << 20
+
+#: Where spool files go; ``None`` is the system temporary directory. The daemon points it
+#: into its state directory, which is sized for payloads (``/tmp`` may be a small tmpfs).
+spool_dir: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class FileContent:
+    """``length`` octets of ``file`` from ``offset``.
+
+    Read with ``os.pread`` (no shared file position), so several threads may read one
+    file at once. The file object is kept so the file stays open (and, for an anonymous
+    spool file, in existence) for as long as the content is referenced.
+    """
+
+    file: BinaryIO
+    offset: int
+    length: int
+    _digest: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
+        fd, pos, end = self.file.fileno(), self.offset, self.offset + self.length
+        while pos < end:
+            data = os.pread(fd, min(size, end - pos), pos)
+            if not data:
+                raise OSError(f"spooled content ends early at byte {pos - self.offset} of {self.length}")
+            pos += len(data)
+            yield data
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` octets from ``offset`` (relative to this range)."""
+        size = max(0, min(size, self.length - offset))
+        return os.pread(self.file.fileno(), size, self.offset + offset) if size else b""
+
+    def sub(self, offset: int, length: int) -> "FileContent":
+        return FileContent(self.file, self.offset + offset, length)
+
+
+Octets = Union[bytes, FileContent]
+
+
+def chunks(data: Octets, size: int = CHUNK) -> Iterator[bytes]:
+    """The octets in pieces (``bytes`` as one piece: no copy)."""
+    if isinstance(data, FileContent):
+        yield from data.chunks(size)
+    elif data:
+        yield bytes(data)
+
+
+def as_bytes(data: Octets) -> bytes:
+    """All octets in memory; for the few consumers that need a whole document (XML c14n,
+    schema validation of a canonical document)."""
+    return data if isinstance(data, bytes) else b"".join(chunks(data))
+
+
+def hexdigest(data: Octets, name: str = "sha256") -> str:
+    """The digest of the octets, computed once per ``FileContent`` (a 1 GB payload is
+    hashed by dedupe, the store and the hand-off; it is read once for all of them)."""
+    if not isinstance(data, FileContent):
+        return hashlib.new(name, data).hexdigest()
+    cached = data._digest.get(name)
+    if cached is None:
+        h = hashlib.new(name)
+        for piece in data.chunks():
+            h.update(piece)
+        cached = data._digest[name] = h.hexdigest()
+    return cached
+
+
+def digest(data: Octets, name: str = "sha256") -> bytes:
+    return bytes.fromhex(hexdigest(data, name))
+
+
+def new_spool() -> BinaryIO:
+    """An anonymous read-write file for a step's output."""
+    return tempfile.TemporaryFile(dir=spool_dir)
+
+
+class SpoolWriter:
+    """Collects a step's output: in memory while small, in a spool file once it passes
+    ``threshold``; ``result()`` is ``bytes`` or a ``FileContent`` accordingly."""
+
+    def __init__(self, threshold: int = SPOOL_THRESHOLD):
+        self.threshold = threshold
+        self._buffer = bytearray()
+        self._file: BinaryIO | None = None
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if self._file is None:
+            self._buffer += data
+            if len(self._buffer) > self.threshold:
+                self._file = new_spool()
+                self._file.write(self._buffer)
+                self._buffer = bytearray()
+        else:
+            self._file.write(data)
+
+    def result(self) -> Octets:
+        if self._file is None:
+            return bytes(self._buffer)
+        self._file.flush()
+        return FileContent(self._file, 0, self.size)
+
+
+def spooled(data: Octets, threshold: int = SPOOL_THRESHOLD) -> Octets:
+    """``data`` as a ``FileContent`` when it is large (for producers that got bytes)."""
+    if isinstance(data, FileContent) or len(data) <= threshold:
+        return data
+    writer = SpoolWriter(0)
+    writer.write(data)
+    return writer.result()
