@@ -112,8 +112,8 @@ class SpoolWriter:
     """Collects a step's output: in memory while small, in a spool file once it passes
     ``threshold``; ``result()`` is ``bytes`` or a ``FileContent`` accordingly."""
 
-    def __init__(self, threshold: int = SPOOL_THRESHOLD):
-        self.threshold = threshold
+    def __init__(self, threshold: int | None = None):
+        self.threshold = SPOOL_THRESHOLD if threshold is None else threshold
         self._buffer = bytearray()
         self._file: BinaryIO | None = None
         self.size = 0
@@ -137,11 +137,3 @@ class SpoolWriter:
         self._file.flush()
         return FileContent(self._file, 0, self.size)
 
-
-def spooled(data: Octets, threshold: int = SPOOL_THRESHOLD) -> Octets:
-    """``data`` as a ``FileContent`` when it is large (for producers that got bytes)."""
-    if isinstance(data, FileContent) or len(data) <= threshold:
-        return data
-    writer = SpoolWriter(0)
-    writer.write(data)
-    return writer.result()

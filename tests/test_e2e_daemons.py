@@ -1,11 +1,14 @@
 """Two real gateway daemons on 127.0.0.1 exchange signed, encrypted AS4 messages over mutual TLS."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
+from crypto import content
 from gateway.connectors.folder_client import drop_document, inbox_entry, report_for
 from tests.harness import Daemon, swgw, wait_for, write_pair
 
@@ -110,3 +113,38 @@ def test_plain_http_behind_a_proxy_is_allowed_and_loudly_logged(tmp_path, pki):
         for d in daemons:
             d.stop()
     assert "PLAIN HTTP" in daemons[0].log.read_text()
+
+
+def _large_document(size: int, seed: bytes) -> bytes:
+    """An XML document of ``size`` bytes around base64 of pseudo-random bytes: it stays larger
+    than the spool threshold after gzip, so every step takes the file path."""
+    head, tail = b"<certificate><data>", b"</data></certificate>"
+    body, block = bytearray(), hashlib.sha256(seed).digest()
+    while len(body) < size - len(head) - len(tail):
+        block = hashlib.sha256(block).digest()
+        body += base64.b64encode(block * 24)
+    return head + bytes(body[:size - len(head) - len(tail)]) + tail
+
+
+def test_payloads_past_the_spool_threshold_flow_through_files(pair):
+    """Documents above crypto.content.SPOOL_THRESHOLD go outbox file -> gzip/encrypt spool ->
+    streamed request body -> spooled body at the receiver -> decrypt/gunzip spool -> blob file
+    -> inbox, compressed (test-cert) and not (test-manifest), and the evidence stays verifiable."""
+    a, b = pair
+    ca, cb = a.config(), b.config()
+    size = content.SPOOL_THRESHOLD + (2 << 20)
+    docs = {"BIG-GZ": ("test-cert", _large_document(size, b"gz")),
+            "BIG-RAW": ("test-manifest", _large_document(size + 12345, b"raw"))}
+    for ref, (doc_type, doc) in docs.items():
+        drop_document(ca.folder.outbox, f"{ref}.xml", doc, partner="bb-nsw", document_type=doc_type, reference=ref)
+    for ref, (_doc_type, doc) in docs.items():
+        report = wait_for(lambda: (r := report_for(ca.folder.reports, ref)) and r["status"] != "queued" and r,
+                          what=f"the delivery report of {ref}")
+        assert report["status"] == "delivered", report
+        entry = inbox_entry(cb.folder.inbox, report["message_id"])
+        assert entry and entry["reference"] == ref
+        assert hashlib.sha256((cb.folder.inbox / entry["document"]).read_bytes()).digest() == \
+            hashlib.sha256(doc).digest()
+    for node in (a, b):
+        done = swgw("evidence", "verify", "-c", str(node.config_path), check=False)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -7,42 +7,78 @@ partner is attacker-controlled: a few kilobytes of gzip can expand to gigabytes.
 from __future__ import annotations
 
 import gzip
+import os
+import struct
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from crypto import content
 from crypto.content import FileContent, Octets
 
 from .errors import EbmsException
 
-__all__ = ["gzip_compress", "gzip_decompress"]
+__all__ = ["BLOCK", "gzip_compress", "gzip_decompress"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 64 * 1024
 
 
+#: Payloads larger than this are compressed block by block on every core (see
+#: :func:`_blocked_gzip`); smaller ones in one call.
+BLOCK = 4 << 20
+_WINDOW = 32 * 1024
+_THREADS = max(1, os.cpu_count() or 1)
+_POOL: ThreadPoolExecutor | None = None
+
+
 def gzip_compress(data: Octets, *, level: int = 6) -> Octets:
     """gzip-compress a payload; mtime is fixed at 0 so output is reproducible.
 
-    A payload in a file is compressed chunk by chunk into a spool file (same octets as the
-    one-shot call: one member, no file name, mtime 0).
+    The octets depend only on the payload and the level, never on whether it is in memory or
+    in a file: the evidence export rebuilds the signed gzip from the stored plaintext.
     """
-    if not isinstance(data, FileContent):
-        return gzip.compress(bytes(data), compresslevel=level, mtime=0)
-    out = content.SpoolWriter(0)
-    with gzip.GzipFile(fileobj=_Sink(out), mode="wb", compresslevel=level, mtime=0, filename="") as gz:
-        for piece in data.chunks():
-            gz.write(piece)
+    if len(data) <= BLOCK:
+        return gzip.compress(content.as_bytes(data), compresslevel=level, mtime=0)
+    return _blocked_gzip(data, level)
+
+
+def _blocked_gzip(data: Octets, level: int) -> Octets:
+    """One gzip member whose deflate stream is made of independently compressed 4 MiB blocks.
+
+    Written by hand because neither the standard library nor a maintained package compresses
+    in parallel: this is what pigz does. Each block is raw deflate, primed with the last
+    32 KiB of the block before it (the decompressor has those in its window anyway), ended
+    by a sync flush so the next block starts byte-aligned; the last block ends the stream.
+    The blocks are compressed in threads (zlib releases the GIL), the CRC-32 over the
+    plaintext runs alongside, and the output goes to a spool file when it is large. Any
+    inflater reads it as the single-member gzip it is; the ratio is within a fraction of a
+    percent of the one-shot call's.
+    """
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="gzip")
+    out = content.SpoolWriter()
+    # RFC 1952 header: deflate, no flags, mtime 0, XFL as zlib sets it, OS unknown (255).
+    out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([2 if level == 9 else 4 if level == 1 else 0, 255]))
+    crc, blocks, pending, previous = 0, -(-len(data) // BLOCK), deque(), b""
+    for index, block in enumerate(content.chunks(data, BLOCK) if isinstance(data, FileContent)
+                                  else (data[i:i + BLOCK] for i in range(0, len(data), BLOCK))):
+        crc = zlib.crc32(block, crc)
+        pending.append(_POOL.submit(_deflate_block, block, previous[-_WINDOW:], level, index == blocks - 1))
+        previous = block
+        while len(pending) > _THREADS:   # bounded: a few blocks in memory
+            out.write(pending.popleft().result())
+    while pending:
+        out.write(pending.popleft().result())
+    out.write(struct.pack("<II", crc & 0xFFFFFFFF, len(data) & 0xFFFFFFFF))
     return out.result()
 
 
-class _Sink:
-    """The file-like object ``GzipFile`` writes to: a SpoolWriter."""
-
-    def __init__(self, writer: content.SpoolWriter):
-        self.write = writer.write
-
-    def flush(self) -> None:
-        pass
+def _deflate_block(block: bytes, primer: bytes, level: int, last: bool) -> bytes:
+    deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=primer) if primer else \
+        zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return deflate.compress(block) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 def gzip_decompress(data: Octets, *, max_size: int) -> Octets:
@@ -79,7 +115,9 @@ def gzip_decompress(data: Octets, *, max_size: int) -> Octets:
                 piece = read(offset, _CHUNK)
                 limit = min(_CHUNK, max_size - out.size + 1)
                 chunk = d.decompress(piece, limit)
-                consumed = len(piece) - len(d.unconsumed_tail) - len(d.unused_data)
+                # At the end of a member the leftover input is in unused_data, and may be in
+                # unconsumed_tail as well (when the output limit was given): count it once.
+                consumed = len(piece) - len(d.unused_data if d.eof else d.unconsumed_tail)
                 offset += consumed
                 out.write(chunk)
                 if out.size > max_size:

@@ -15,7 +15,8 @@ from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import resource, server
 
-from crypto.content import SPOOL_THRESHOLD, FileContent, Octets
+from crypto import content
+from crypto.content import FileContent, Octets
 from gateway.inbound import Response
 from gateway.transport.limits import LimitedRequest as _LimitedRequest
 
@@ -44,20 +45,20 @@ def peer_chain(request) -> Optional[tuple[x509.Certificate, ...]]:
     return tuple(c.to_cryptography() for c in chain)
 
 
-def request_body(content: BinaryIO) -> Octets:
+def request_body(body: BinaryIO) -> Octets:
     """The POSTed body: bytes, or (large, already spooled to a file by Twisted) a range of that
     file, which the pipeline streams through instead of reading it into memory."""
-    content.seek(0, os.SEEK_END)
-    size = content.tell()
-    content.seek(0)
-    if size > SPOOL_THRESHOLD:
+    body.seek(0, os.SEEK_END)
+    size = body.tell()
+    body.seek(0)
+    if size > content.SPOOL_THRESHOLD:
         try:
-            content.fileno()
+            body.fileno()
         except (AttributeError, OSError, io.UnsupportedOperation):
-            return content.read()
-        content.flush()
-        return FileContent(content, 0, size)
-    return content.read()
+            return body.read()
+        body.flush()
+        return FileContent(body, 0, size)
+    return body.read()
 
 
 class AS4Resource(resource.Resource):
