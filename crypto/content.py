@@ -103,9 +103,68 @@ def digest(data: Octets, name: str = "sha256") -> bytes:
     return bytes.fromhex(hexdigest(data, name))
 
 
+def write_into(data: Octets, out: BinaryIO) -> None:
+    """Append the octets to ``out``; a file range is copied by the kernel (copy_file_range:
+    no trip through Python, and on file systems that can, no copy of the blocks at all)."""
+    if not isinstance(data, FileContent):
+        out.write(data)
+        return
+    out.flush()
+    src, dst, pos, end = data.file.fileno(), out.fileno(), data.offset, data.offset + data.length
+    try:
+        while pos < end:
+            done = os.copy_file_range(src, dst, end - pos, pos)
+            if done == 0:
+                raise OSError(f"spooled content ends early at byte {pos - data.offset} of {data.length}")
+            pos += done
+    except OSError as exc:
+        if pos != data.offset or "ends early" in str(exc):
+            raise
+        for piece in data.chunks():      # no copy_file_range here (another kernel, a pipe): copy
+            out.write(piece)
+        return
+    out.seek(0, os.SEEK_END)
+
+
+def link_whole_spool(data: Octets, target: str) -> bool:
+    """Give an anonymous spool file that holds exactly ``data`` the name ``target`` (durably:
+    fsync first), so a step's output becomes a stored file without being copied. False when
+    it cannot (not a whole spool file, another file system, no O_TMPFILE): then copy."""
+    if not isinstance(data, FileContent) or data.offset != 0:
+        return False
+    fd = data.file.fileno()
+    try:
+        st = os.fstat(fd)
+        if st.st_nlink != 0 or st.st_size != data.length:   # named, or more than this range
+            return False
+        os.fsync(fd)
+        # linkat(AT_SYMLINK_FOLLOW) of the O_TMPFILE, as open(2) documents; os.link uses
+        # linkat (rather than link, which would not follow /proc's link) given a dir_fd.
+        directory = os.open(os.path.dirname(target) or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.link(f"/proc/self/fd/{fd}", os.path.basename(target), dst_dir_fd=directory)
+        finally:
+            os.close(directory)
+    except OSError:
+        return False
+    return True
+
+
 def new_spool() -> BinaryIO:
-    """An anonymous read-write file for a step's output."""
-    return tempfile.TemporaryFile(dir=spool_dir)
+    """An anonymous read-write file for a step's output.
+
+    Opened with O_TMPFILE but, unlike ``tempfile.TemporaryFile``, without O_EXCL, so that
+    :func:`link_whole_spool` may give it a name once it is complete."""
+    directory = spool_dir or tempfile.gettempdir()
+    flags = getattr(os, "O_TMPFILE", 0)
+    if flags:
+        try:
+            fd = os.open(directory, flags | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError:
+            pass                          # a file system without O_TMPFILE
+        else:
+            return os.fdopen(fd, "w+b")
+    return tempfile.TemporaryFile(dir=directory)
 
 
 class SpoolWriter:

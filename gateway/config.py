@@ -178,6 +178,12 @@ class GatewayConfig:
     def blob_dir(self) -> Path:
         return self.state_dir / "blobs"
 
+    @property
+    def spool_dir(self) -> Path:
+        """Where large payloads are spooled between steps: beside the blobs (same file
+        system), so a finished spool file becomes its blob by a link, not a copy."""
+        return self.state_dir / "spool"
+
 
 def _keypair(section: Section | None, prefix: str) -> KeyPair | None:
     if section is None:

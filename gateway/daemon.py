@@ -18,6 +18,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from crypto import content
 from partners.documents import compile_all_schemas
 from gateway.config import GatewayConfig, NswApiListenConfig
 from gateway.documents import DocumentSigners
@@ -64,6 +65,8 @@ class Gateway:
         compile_all_schemas()   # before any worker thread validates (libxml2 compiles are not thread-safe)
         self.identity = LocalIdentity.from_config(config)
         self._registry = self._load_registry()
+        config.spool_dir.mkdir(parents=True, exist_ok=True)
+        content.spool_dir = str(config.spool_dir)
         self.store = MessageStore(config.database_url, config.blob_dir, run_migrations=not worker)
         self.connector = FolderConnector(config.folder)
         self.signers = DocumentSigners(config.document_signers)

@@ -46,8 +46,7 @@ def atomic_write(path: Path, data: Octets) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer thread
     try:
         with open(tmp, "wb") as fh:
-            for piece in content.chunks(data):
-                fh.write(piece)
+            content.write_into(data, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

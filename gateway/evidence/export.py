@@ -28,7 +28,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from gateway import as4
-from gateway.as4.compression import BLOCK as GZIP_BLOCK
 from gateway.evidence.canonical import format_time
 from gateway.evidence.certs import NS_DS, parse_soap, signature_element, signer_certificate
 from gateway.evidence.chain import MESSAGE_KINDS, RECEIPT_RECEIVED, TIMESTAMP, entry_data, entry_json
@@ -120,8 +119,9 @@ def _reproduce_attachments(store: MessageStore, msg: Message, part: SignedPart, 
             continue
         candidates.setdefault(p.content_id, []).extend(
             [Part(p.content_id, p.mime_type, data), Part(p.content_id, "application/gzip", as4.gzip_compress(data))])
-        if len(data) > GZIP_BLOCK:   # sent before payloads were gzipped in blocks
-            candidates[p.content_id].append(Part(p.content_id, "application/gzip", gzip.compress(data, mtime=0)))
+        # messages sent before ISA-L did the compression: zlib's level 6
+        candidates[p.content_id].append(Part(p.content_id, "application/gzip",
+                                             gzip.compress(data, compresslevel=6, mtime=0)))
     for decrypt_key, policy in (decrypt_keys if msg.direction == "in" else ()):
         try:
             _soap, mime_parts = as4.decode_message(msg.content_type, raw)

@@ -100,11 +100,11 @@ class BlobStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{digest}.{uuid.uuid4().hex}.tmp")  # unique per writer thread
         try:
-            with open(tmp, "wb") as fh:
-                for piece in content.chunks(data):
-                    fh.write(piece)
-                fh.flush()
-                os.fsync(fh.fileno())
+            if not content.link_whole_spool(data, str(tmp)):
+                with open(tmp, "wb") as fh:
+                    content.write_into(data, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)   # a full disk must not leave half-written files behind
