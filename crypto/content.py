@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ SPOOL_THRESHOLD = 4 << 20
 #: Where spool files go; ``None`` is the system temporary directory. The daemon points it
 #: into its state directory, which is sized for payloads (``/tmp`` may be a small tmpfs).
 spool_dir: str | None = None
+
+#: The process's umask, read once at import (os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,26 +133,61 @@ def write_into(data: Octets, out: BinaryIO) -> None:
 
 def link_whole_spool(data: Octets, target: str) -> bool:
     """Give an anonymous spool file that holds exactly ``data`` the name ``target`` (durably:
-    fsync first), so a step's output becomes a stored file without being copied. False when
-    it cannot (not a whole spool file, another file system, no O_TMPFILE): then copy."""
-    if not isinstance(data, FileContent) or data.offset != 0:
+    fsync first; with the permissions a file the process creates gets), so a step's output
+    becomes a stored file without being copied. False when it cannot (not a whole spool
+    file, another file system, no O_TMPFILE): then the caller copies."""
+    fd = _whole_file(data)
+    if fd is None:
         return False
-    fd = data.file.fileno()
     try:
-        st = os.fstat(fd)
-        if st.st_nlink != 0 or st.st_size != data.length:   # named, or more than this range
+        if os.fstat(fd).st_nlink != 0:           # a named file (the outbox's, a blob): not ours to name
             return False
         os.fsync(fd)
-        # linkat(AT_SYMLINK_FOLLOW) of the O_TMPFILE, as open(2) documents; os.link uses
-        # linkat (rather than link, which would not follow /proc's link) given a dir_fd.
-        directory = os.open(os.path.dirname(target) or ".", os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.link(f"/proc/self/fd/{fd}", os.path.basename(target), dst_dir_fd=directory)
-        finally:
-            os.close(directory)
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        _link(fd, target)
     except OSError:
         return False
     return True
+
+
+def link_read_only(data: Octets, target: str) -> bool:
+    """Give the stored file that holds exactly ``data`` a second name, ``target``, and make
+    the file read-only: the NSW's copy of a large inbound document is the gateway's stored
+    copy (written once), which the NSW may read, move or delete but not change in place.
+    False when it cannot (not a whole file, another file system): then the caller copies."""
+    fd = _whole_file(data)
+    if fd is None:
+        return False
+    try:
+        st = os.fstat(fd)
+        if st.st_nlink == 0:                     # a spool file: not durable yet
+            return False
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o222)
+        _link(fd, target)
+    except OSError:
+        return False
+    return True
+
+
+def _whole_file(data: Octets) -> int | None:
+    """The descriptor of the file ``data`` is all of, else None."""
+    if not isinstance(data, FileContent) or data.offset != 0:
+        return None
+    fd = data.file.fileno()
+    try:
+        return fd if os.fstat(fd).st_size == data.length else None
+    except OSError:
+        return None
+
+
+def _link(fd: int, target: str) -> None:
+    # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N, as open(2) documents for O_TMPFILE; os.link
+    # calls linkat (rather than link, which would not follow /proc's link) when given a dir_fd.
+    directory = os.open(os.path.dirname(target) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(f"/proc/self/fd/{fd}", os.path.basename(target), dst_dir_fd=directory)
+    finally:
+        os.close(directory)
 
 
 def new_spool() -> BinaryIO:

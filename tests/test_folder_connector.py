@@ -142,9 +142,9 @@ def test_deliver_writes_document_then_metadata(connector, monkeypatch):
     written = []
     real = folder_module.atomic_write
 
-    def spy(path, data):
+    def spy(path, data, **kwargs):
         written.append(path.name)
-        real(path, data)
+        real(path, data, **kwargs)
     monkeypatch.setattr(folder_module, "atomic_write", spy)
     path = deliver(connector)
     assert written == [path.name, path.name + META_SUFFIX]

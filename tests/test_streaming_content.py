@@ -30,7 +30,8 @@ from crypto.wssec_sign import sign_message
 from crypto.wssec_verify import verify_message
 from gateway.as4 import EbmsException, gzip_compress, gzip_decompress
 from gateway.as4.mime import MimePart, decode_message, encode_multipart
-from gateway.connectors.folder import atomic_write
+from gateway.config import FolderConnectorConfig
+from gateway.connectors.folder import FolderConnector, atomic_write
 from gateway.store.blobs import BlobStore
 from gateway.store.store import MessageStore
 from gateway.transport.producer import ContentProducer
@@ -333,3 +334,31 @@ def test_write_into_appends_a_range_after_what_was_written(tmp_path):
         content.write_into(in_file(data, prefix=b"skip me"), out)
         out.write(b":tail")
     assert (tmp_path / "out").read_bytes() == b"head:" + data + b":tail"
+
+
+def test_a_large_inbound_document_reaches_the_inbox_as_a_read_only_link_to_its_blob(tmp_path):
+    store = MessageStore(f"sqlite:///{tmp_path / 'gw.db'}", tmp_path / "blobs")
+    try:
+        data = octets(THRESHOLD * 20)
+        writer = content.SpoolWriter()
+        writer.write(data)
+        digest = store.blobs.put(writer.result())
+        nsw = tmp_path / "nsw"
+        folder = FolderConnector(FolderConnectorConfig(nsw / "outbox", nsw / "inbox", nsw / "reports", 1.0))
+        doc = folder.deliver(partner_id="bb-nsw", sender_party="BB", message_id="m1@bb", reference="R",
+                             document_type="test-cert", received_at="2026-12-04T00:00:00Z",
+                             document=store.blob_content(digest), mime_type="application/xml",
+                             conversation_id=None, ref_to_message_id=None)
+        assert doc.read_bytes() == data
+        if hasattr(os, "O_TMPFILE"):
+            assert os.stat(doc).st_ino == os.stat(store.blobs.path(digest)).st_ino    # written once
+            assert os.stat(doc).st_mode & 0o222 == 0                                   # not to be edited
+        doc.unlink()                                     # the NSW takes it: the stored copy stays
+        assert store.blobs.state(digest) == "ok"
+        small = folder.deliver(partner_id="bb-nsw", sender_party="BB", message_id="m2@bb", reference="S",
+                               document_type="test-cert", received_at="2026-12-04T00:00:00Z",
+                               document=b"<small/>", mime_type="application/xml",
+                               conversation_id=None, ref_to_message_id=None)
+        assert small.read_bytes() == b"<small/>" and os.stat(small).st_mode & 0o200
+    finally:
+        store.close()

@@ -39,16 +39,20 @@ PROCESSING, SENT, REJECTED = ".processing", "sent", "rejected"
 _OWN_FOLDERS = frozenset((PROCESSING, SENT, REJECTED))
 
 
-def atomic_write(path: Path, data: Octets) -> None:
-    """Write, fsync and rename: the file appears whole or not at all."""
+def atomic_write(path: Path, data: Octets, *, link_stored: bool = False) -> None:
+    """Write, fsync and rename: the file appears whole or not at all.
+
+    ``link_stored``: when ``data`` is a whole stored file (a large blob), the new name is a
+    read-only hard link to it rather than a copy (``crypto.content.link_read_only``)."""
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer thread
     try:
-        with open(tmp, "wb") as fh:
-            content.write_into(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if not (link_stored and content.link_read_only(data, str(tmp))):
+            with open(tmp, "wb") as fh:
+                content.write_into(data, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)   # a full disk must not leave half-written files behind
@@ -273,7 +277,7 @@ class FolderConnector:
         name = self.inbox_name(partner_id, message_id)
         ext = ".xml" if "xml" in mime_type else ".bin"
         doc_path = self.config.inbox / (name + ext)
-        atomic_write(doc_path, document)
+        atomic_write(doc_path, document, link_stored=True)   # a large document: written once, by the store
         meta = {"partner": partner_id, "sender": sender_party, "message_id": message_id,
                 "reference": reference, "document_type": document_type, "received_at": received_at,
                 "mime_type": mime_type, "conversation_id": conversation_id,
