@@ -353,6 +353,12 @@ def test_a_large_inbound_document_reaches_the_inbox_as_a_read_only_link_to_its_b
         if hasattr(os, "O_TMPFILE"):
             assert os.stat(doc).st_ino == os.stat(store.blobs.path(digest)).st_ino    # written once
             assert os.stat(doc).st_mode & 0o222 == 0                                   # not to be edited
+        again = folder.deliver(partner_id="bb-nsw", sender_party="BB", message_id="m1@bb", reference="R",
+                               document_type="test-cert", received_at="2026-12-04T00:00:00Z",
+                               document=store.blob_content(digest), mime_type="application/xml",
+                               conversation_id=None, ref_to_message_id=None)      # a redelivery
+        assert again == doc and doc.read_bytes() == data
+        assert sorted(p.name for p in doc.parent.iterdir()) == sorted([doc.name, doc.name + ".meta.json"])
         doc.unlink()                                     # the NSW takes it: the stored copy stays
         assert store.blobs.state(digest) == "ok"
         small = folder.deliver(partner_id="bb-nsw", sender_party="BB", message_id="m2@bb", reference="S",

@@ -48,12 +48,17 @@ def atomic_write(path: Path, data: Octets, *, link_stored: bool = False) -> None
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer thread
     try:
-        if not (link_stored and content.link_read_only(data, str(tmp))):
+        linked = link_stored and content.link_read_only(data, str(tmp))
+        if not linked:
             with open(tmp, "wb") as fh:
                 content.write_into(data, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if linked:
+            # rename(2) does nothing when both names are links to one file (a redelivery whose
+            # first inbox file is still there): the temporary name would stay behind.
+            tmp.unlink(missing_ok=True)
     except BaseException:
         tmp.unlink(missing_ok=True)   # a full disk must not leave half-written files behind
         raise
