@@ -22,7 +22,11 @@ from .errors import EbmsException
 __all__ = ["LEVEL", "gzip_compress", "gzip_decompress"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 256 * 1024   # input slice and output step of decompression (the cap's overshoot)
+#: Decompression: the first input slice of each gzip member, the largest slice it grows to
+#: within a long member, and the output step (so the most produced past the cap).
+_FIRST_SLICE = 64 * 1024
+_MAX_SLICE = 1 << 20
+_OUT_STEP = 1 << 20
 _GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
 
 #: ISA-L level (0-3) of what we send; 1 is the fastest at zlib's default ratio (measured).
@@ -65,7 +69,7 @@ def gzip_decompress(data: Octets, *, max_size: int) -> Octets:
     Multi-member gzip streams are accepted (RFC 1952 allows them). Raises
     :class:`EbmsException` EBMS:0303 DecompressionFailure for corrupt, truncated or
     non-gzip input, trailing garbage, or output that would exceed ``max_size``; output
-    is produced at most ``_CHUNK`` bytes past the cap, so a gzip bomb cannot exhaust
+    is produced at most ``_OUT_STEP`` bytes past the cap, so a gzip bomb cannot exhaust
     memory. Input in a file is read in chunks, and output beyond
     ``content.SPOOL_THRESHOLD`` goes to a spool file.
     """
@@ -87,11 +91,14 @@ def gzip_decompress(data: Octets, *, max_size: int) -> Octets:
         while True:  # one iteration per gzip member
             # Input is fed in bounded slices so that neither unconsumed_tail nor
             # unused_data ever copies the whole remaining input (which would make
-            # many tiny members quadratic).
+            # many tiny members quadratic); each member starts with a small slice that
+            # doubles while the member goes on, so a long one is read in large steps.
             d = isal_zlib.decompressobj(_GZIP_WBITS)
+            size = _FIRST_SLICE
             while not d.eof:
-                piece = read(offset, _CHUNK)
-                limit = min(_CHUNK, max_size - out.size + 1)
+                piece = read(offset, size)
+                size = min(2 * size, _MAX_SLICE)
+                limit = min(_OUT_STEP, max_size - out.size + 1)
                 chunk = d.decompress(piece, limit)
                 # At the end of a member the leftover input is in unused_data, and may be in
                 # unconsumed_tail as well (when the output limit was given): count it once.
@@ -116,7 +123,7 @@ def gzip_decompress(data: Octets, *, max_size: int) -> Octets:
 
 def _only_zeros(read, offset: int, end: int) -> bool:
     while offset < end:
-        piece = bytes(read(offset, _CHUNK))
+        piece = bytes(read(offset, _MAX_SLICE))
         if piece.strip(b"\x00"):
             return False
         offset += len(piece)
