@@ -239,8 +239,10 @@ def cmd_checkconfig(args) -> int:
         problems += suite_key_problems(config, registry)
     if problems:
         raise ConfigError(problems)
+    from gateway.store.connect import check
+    database = check(config.database_url)          # DatabaseUnavailable: one line, exit 1
     print(f"{config.file}: OK ({config.party_id}, {len(registry.partners)} partner(s): "
-          f"{', '.join(sorted(registry.partners)) or 'none'})")
+          f"{', '.join(sorted(registry.partners)) or 'none'}; {database})")
     return 0
 
 
@@ -306,9 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an operator sees the problem, not a traceback
         from crypto.keys import KeyFileError
         from gateway.outbound import SubmissionRejected
+        from gateway.store.connect import DatabaseUnavailable
         if isinstance(exc, (KeyFileError, SubmissionRejected)):
             print(f"swgw: {exc}", file=sys.stderr)
             return 2
+        if isinstance(exc, DatabaseUnavailable):
+            print(f"swgw: {exc}", file=sys.stderr)
+            return 1
         raise
 
 

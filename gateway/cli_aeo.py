@@ -12,9 +12,10 @@ from typing import Callable
 def _registry(config_path: str):
     from gateway.aeo.registry import AeoRegistry
     from gateway.config import load_gateway_config
-    from gateway.store.store import make_engine, migrate
+    from gateway.store.connect import open_engine
+    from gateway.store.store import migrate
     config = load_gateway_config(config_path)
-    engine = make_engine(config.database_url)
+    engine = open_engine(config.database_url)
     migrate(engine)
     return AeoRegistry(engine)
 

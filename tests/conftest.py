@@ -102,3 +102,30 @@ def x_recipient() -> Identity:
 @pytest.fixture(scope="session")
 def ec_recipient() -> Identity:
     return make_identity("receiver-gateway-p256", "ec-p256")
+
+
+# -- databases -----------------------------------------------------------------------------
+# The store, reliability, evidence and end-to-end tests run on SQLite and on PostgreSQL: one
+# throwaway cluster per test process (xdist worker), a fresh database per test.
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    from tests.pg_cluster import PgCluster, find_binaries
+    binaries = find_binaries()
+    if binaries is None:
+        message = ("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or in "
+                   "/usr/lib/postgresql/*/bin: install Debian's postgresql package")
+        if os.environ.get("CI"):
+            pytest.fail(message)        # on CI these tests must run
+        pytest.skip(message)
+    cluster = PgCluster(binaries).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database of each kind the gateway supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state' / 'gateway.db'}"
+    return request.getfixturevalue("pg_cluster").new_database()

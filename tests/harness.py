@@ -172,7 +172,8 @@ retry = {{ max_attempts = {attempts}, initial_interval = {interval}, multiplier 
 
 def write_node(tmp: Path, pki: Path, me: str, peer: str, my_port: int, peer_port: int, *,
                attempts: int = 60, interval: float = 0.3, scheme: str = "https", tls: bool = True,
-               timeout: float = 20.0, max_interval: float = 2.0, workers: int = 1) -> Node:
+               timeout: float = 20.0, max_interval: float = 2.0, workers: int = 1,
+               database_url: str | None = None) -> Node:
     home = tmp / me
     (home / "partners" / peer).mkdir(parents=True, exist_ok=True)
     own, ca = pki / me, pki / "ca" / "ca.crt"
@@ -203,7 +204,7 @@ poll_interval = 0.1
 [sender]
 poll_interval = 0.1
 timeout = {timeout}
-""")
+""" + (f'\n[database]\nurl = "{database_url}"\n' if database_url else ""))
     a, b = sorted((me, peer))
     (home / "partners" / peer / "partner.toml").write_text(f"""
 [partner]
@@ -266,10 +267,14 @@ tls_trust = ["{pki / 'ca' / 'ca.crt'}"]
     return path
 
 
-def write_pair(tmp: Path, pki: Path, **kwargs) -> tuple[Node, Node]:
+def write_pair(tmp: Path, pki: Path, *, database_urls: tuple[str, str] | None = None,
+               **kwargs) -> tuple[Node, Node]:
+    """Two nodes that are each other's partner; ``database_urls``: one database each (default:
+    SQLite files in their state directories)."""
     pa, pb = reserve_port(), reserve_port()
-    return (write_node(tmp, pki, "aa-nsw", "bb-nsw", pa, pb, **kwargs),
-            write_node(tmp, pki, "bb-nsw", "aa-nsw", pb, pa, **kwargs))
+    url_a, url_b = database_urls or (None, None)
+    return (write_node(tmp, pki, "aa-nsw", "bb-nsw", pa, pb, database_url=url_a, **kwargs),
+            write_node(tmp, pki, "bb-nsw", "aa-nsw", pb, pa, database_url=url_b, **kwargs))
 
 
 def swgw(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 
 import pytest
+from sqlalchemy import inspect, text
 
 from gateway.store.store import (DELIVERED, FAILED, QUEUED, SENDING, DuplicateMessage, MessageStore,
                                  PayloadData, StepEvent, utcnow)
@@ -16,13 +16,8 @@ CT = 'multipart/related; boundary="MIMEBoundary"; type="application/soap+xml"'
 
 
 @pytest.fixture
-def db(tmp_path):
-    return tmp_path / "state" / "gateway.db"
-
-
-@pytest.fixture
-def store(tmp_path, db):
-    s = MessageStore(f"sqlite:///{db}", tmp_path / "state" / "blobs")
+def store(tmp_path, database_url):
+    s = MessageStore(database_url, tmp_path / "state" / "blobs")
     yield s
     s.close()
 
@@ -56,22 +51,22 @@ def steps(msg) -> list[tuple[str, str]]:
 
 
 # -- schema ---------------------------------------------------------------------------
-def test_migrations_are_idempotent_and_data_survives_reopen(tmp_path, db):
+def test_migrations_are_idempotent_and_data_survives_reopen(tmp_path, database_url):
     blobs = tmp_path / "state" / "blobs"
-    first = MessageStore(f"sqlite:///{db}", blobs)
+    first = MessageStore(database_url, blobs)
     outbound(first)
     first.close()
-    second = MessageStore(f"sqlite:///{db}", blobs)      # runs the migrations again
-    third = MessageStore(f"sqlite:///{db}", blobs)       # and again, while second is open
+    second = MessageStore(database_url, blobs)      # runs the migrations again
+    third = MessageStore(database_url, blobs)       # and again, while second is open
     try:
         assert row(third, "m1@aa").status == QUEUED
         assert [m.message_id for m in second.list_messages()] == ["m1@aa"]
+        with third.engine.connect() as conn:
+            versions = conn.execute(text("select version_num from alembic_version")).fetchall()
+        tables = set(inspect(third.engine).get_table_names())
     finally:
         second.close()
         third.close()
-    with sqlite3.connect(db) as conn:
-        versions = conn.execute("select version_num from alembic_version").fetchall()
-        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert len(versions) == 1
     assert {"messages", "events", "payloads"} <= tables
 
@@ -96,9 +91,9 @@ def test_record_outbound_then_claim_returns_identical_bytes(store):
     assert store.claim_due(10) == []
 
 
-def test_claim_is_exclusive_across_store_instances(tmp_path, store, db):
+def test_claim_is_exclusive_across_store_instances(tmp_path, store, database_url):
     """Two gateway nodes on the same database never claim the same message."""
-    other = MessageStore(f"sqlite:///{db}", tmp_path / "state" / "blobs")
+    other = MessageStore(database_url, tmp_path / "state" / "blobs")
     try:
         for i in range(3):
             outbound(store, f"m{i}@aa")
@@ -215,8 +210,8 @@ def test_blob_store_detects_corruption(store):
         store.blob(digest)
 
 
-def test_large_blobs_are_files_written_before_the_transaction(tmp_path):
-    store = MessageStore(f"sqlite:///{tmp_path / 'gw.db'}", tmp_path / "blobs", inline_max=1024)
+def test_large_blobs_are_files_written_before_the_transaction(tmp_path, database_url):
+    store = MessageStore(database_url, tmp_path / "blobs", inline_max=1024)
     try:
         big = b"x" * 2048
         digest = store.blobs.put(big)

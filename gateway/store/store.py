@@ -14,14 +14,15 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import bindparam, create_engine, event, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from crypto.content import Octets
 from gateway.evidence.chain import witness_inbound, witness_outbound, witness_receipt
 from gateway.store.blobs import INLINE_MAX, BlobStore
+from gateway.store.connect import DatabaseUnavailable, describe_url, explain, make_engine, open_engine
 from gateway.store.models import IN, OUT, Event, Message, Payload, ReceiptRecord
 from gateway.store.writer import GroupCommitWriter, PendingWrite
 
@@ -76,26 +77,6 @@ class OutboundJob:
     retry_since: dt.datetime | None = None   # start of the current retry budget
     retry_base: int = 0                      # attempts made before the current budget
     nsw_reference: str | None = None         # for the outcome report to the NSW
-
-
-def _sqlite_pragmas(dbapi_conn, _record):
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 def migrate(engine: Engine) -> None:
@@ -170,9 +151,13 @@ class MessageStore:
     work, and the units that arrive together commit in one transaction."""
 
     def __init__(self, url: str, blob_dir: Path, *, run_migrations: bool = True, inline_max: int = INLINE_MAX):
-        self.engine = make_engine(url)
+        self.engine = open_engine(url)
         if run_migrations:
-            migrate(self.engine)
+            try:
+                migrate(self.engine)
+            except DBAPIError as exc:      # e.g. a user that may not create tables
+                self.engine.dispose()
+                raise DatabaseUnavailable(explain(describe_url(url), exc)) from None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.blobs = BlobStore(blob_dir, self.engine, inline_max)
         self.writer = GroupCommitWriter(self.sessions)
