@@ -129,3 +129,13 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state' / 'gateway.db'}"
     return request.getfixturevalue("pg_cluster").new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def pair_databases(request):
+    """Databases for a pair of nodes (tests.harness.write_pair's ``database_urls``): None is
+    each node's default SQLite file; on PostgreSQL, a fresh database each."""
+    if request.param == "sqlite":
+        return None
+    cluster = request.getfixturevalue("pg_cluster")
+    return cluster.new_database(), cluster.new_database()

@@ -36,9 +36,23 @@ class Pair:
         return mid
 
 
-def make_pair(tmp: Path, pki: Path) -> Pair:
-    a, b = write_pair(tmp, pki)
+def make_pair(tmp: Path, pki: Path, database_urls: tuple[str, str] | None = None) -> Pair:
+    a, b = write_pair(tmp, pki, database_urls=database_urls)
     return Pair(a, b, Gateway(a.config()), Gateway(b.config()))
+
+
+def tamper(node: Node, sql: str, **params) -> int:
+    """Run one statement on the node's database (SQLite or PostgreSQL) behind the gateway's
+    back, as an attacker with database access would; the number of rows it changed."""
+    from sqlalchemy import text
+
+    from gateway.store.connect import make_engine
+    engine = make_engine(node.config().database_url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(text(sql), params).rowcount
+    finally:
+        engine.dispose()
 
 
 def db_path(node: Node) -> str:

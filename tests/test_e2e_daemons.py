@@ -16,8 +16,8 @@ SAMPLES = Path(__file__).resolve().parent.parent / "conf" / "samples"
 
 
 @pytest.fixture
-def pair(tmp_path, pki):
-    a, b = write_pair(tmp_path, pki)
+def pair(tmp_path, pki, pair_databases):
+    a, b = write_pair(tmp_path, pki, database_urls=pair_databases)
     daemons = [Daemon(a).start(), Daemon(b).start()]
     yield a, b
     for d in daemons:
@@ -80,8 +80,8 @@ def test_rejected_outbox_document_is_explained(pair):
     assert "unknown partner 'zz-nsw'" in (ca.folder.outbox / "rejected" / "nobody.xml.error.txt").read_text()
 
 
-def test_partner_down_then_up_message_waits_and_flows(tmp_path, pki):
-    a, b = write_pair(tmp_path, pki)
+def test_partner_down_then_up_message_waits_and_flows(tmp_path, pki, pair_databases):
+    a, b = write_pair(tmp_path, pki, database_urls=pair_databases)
     da = Daemon(a).start()
     try:
         ca = a.config()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 import threading
 
 import pytest
@@ -17,13 +16,13 @@ from gateway.outbound import Submission
 from gateway.store.models import EvidenceEntry
 from gateway.store.store import MessageStore, PayloadData, StepEvent
 from tests.blob_helpers import alter_blob, blob_present, flip_a_bit, remove_blob
-from tests.evidence_helpers import db_path, evidence_cli, make_pair
+from tests.evidence_helpers import evidence_cli, make_pair, tamper
 from tests.harness import swgw
 
 
 @pytest.fixture
-def pair(tmp_path, pki):
-    p = make_pair(tmp_path, pki)
+def pair(tmp_path, pki, pair_databases):
+    p = make_pair(tmp_path, pki, pair_databases)
     yield p
     p.close()
 
@@ -98,8 +97,7 @@ def test_tampered_row_is_named(pair, sql, expected, capsys):
     mid = pair.exchange()
     (msg,) = pair.gw_a.store.find(mid)
     other = msg.payloads[0].digest            # an existing blob: the swap is not caught by a missing file
-    with sqlite3.connect(db_path(pair.a)) as conn:
-        assert conn.execute(sql.format(other=other, zeros="f" * 64)).rowcount == 1
+    assert tamper(pair.a, sql.format(other=other, zeros="f" * 64)) == 1
     done = verify(pair.a, capsys)
     assert done.returncode == 1, done.stdout
     assert expected in done.stderr.splitlines()[0], done.stderr
@@ -107,16 +105,15 @@ def test_tampered_row_is_named(pair, sql, expected, capsys):
 
 def test_inbound_row_tampering_is_named(pair, capsys):
     mid = pair.exchange()
-    with sqlite3.connect(db_path(pair.b)) as conn:
-        conn.execute("UPDATE evidence_log SET receipt_digest = ? WHERE seq = 1", ("0" * 64,))
+    tamper(pair.b, "UPDATE evidence_log SET receipt_digest = :d WHERE seq = 1", d="0" * 64)
     done = verify(pair.b, capsys)
     assert done.returncode == 1
     assert "evidence_log seq 1, field receipt_digest" in done.stderr.splitlines()[0]
     assert mid  # the message itself is untouched
 
 
-def test_concurrent_writers_keep_the_sequence_gap_free(tmp_path):
-    url, blobs = f"sqlite:///{tmp_path / 'gw.db'}", tmp_path / "blobs"
+def test_concurrent_writers_keep_the_sequence_gap_free(tmp_path, database_url):
+    url, blobs = database_url, tmp_path / "blobs"
     MessageStore(url, blobs).close()
     stores = [MessageStore(url, blobs, run_migrations=False) for _ in range(4)]
     errors = []
@@ -151,11 +148,9 @@ def test_purge_removes_old_bytes_and_keeps_the_chain_verifiable(pair, capsys):
     queued = pair.gw_a.outbound.submit(Submission(
         partner_id="bb-nsw", document_type="test-cert", document=b"<doc>waiting</doc>", nsw_reference="Q"))
     (msg,) = pair.gw_a.store.find(old)
-    with sqlite3.connect(db_path(pair.a)) as conn:   # make it 40 days old
-        conn.execute("UPDATE messages SET created_at = ? WHERE message_id = ?",
-                     ((dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=40)).strftime("%Y-%m-%d %H:%M:%S.%f"), old))
-        conn.execute("UPDATE messages SET created_at = ? WHERE message_id = ?",
-                     ((dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=40)).strftime("%Y-%m-%d %H:%M:%S.%f"), queued))
+    forty_days_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=40)
+    for mid in (old, queued):                        # make them 40 days old
+        tamper(pair.a, "UPDATE messages SET created_at = :t WHERE message_id = :m", t=forty_days_ago, m=mid)
     capsys.readouterr()
     assert main(["evidence", "purge", "-c", str(pair.a.config_path), "--older-than", "60", "--dry-run"]) == 0
     assert "nothing to purge" in capsys.readouterr().out

@@ -28,13 +28,19 @@ def _trace(node, ref: str) -> dict:
     return json.loads(out) if out.strip() else {}
 
 
-@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
-def test_crash_test_200_messages_sigkill_both_sides(tmp_path, pki, workers):
+@pytest.mark.parametrize("workers, backend", [(1, "sqlite"), (2, "sqlite"), (2, "postgresql")],
+                         ids=["one-process", "two-workers", "two-workers-postgresql"])
+def test_crash_test_200_messages_sigkill_both_sides(request, tmp_path, pki, workers, backend):
     """SIGKILL sender and receiver at random moments: nothing lost, nothing duplicated. With two
     workers the SIGKILL hits the main process only; its worker, still sending and receiving
     beside the restarted main process for up to a second, must not break that either."""
     n = 200
-    a, b = write_pair(tmp_path, pki, attempts=100, interval=0.2, max_interval=1.0, workers=workers)
+    urls = None
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("pg_cluster")
+        urls = cluster.new_database(), cluster.new_database()
+    a, b = write_pair(tmp_path, pki, attempts=100, interval=0.2, max_interval=1.0, workers=workers,
+                      database_urls=urls)
     da, db = Daemon(a).start(), Daemon(b).start()
     ca, cb = a.config(), b.config()
     try:
@@ -319,8 +325,8 @@ def test_full_disk_then_read_only_store_recover_without_loss(tmp_path, pki):
         subprocess.run(["umount", "-l", str(b_state)], check=False)
 
 
-def test_sigterm_lets_in_flight_sends_finish_or_stay_retryable(tmp_path, pki):
-    a, b = write_pair(tmp_path, pki, attempts=50, interval=0.2, max_interval=0.5)
+def test_sigterm_lets_in_flight_sends_finish_or_stay_retryable(tmp_path, pki, pair_databases):
+    a, b = write_pair(tmp_path, pki, attempts=50, interval=0.2, max_interval=0.5, database_urls=pair_databases)
     da, db = Daemon(a).start(), Daemon(b).start()
     ca = a.config()
     try:
@@ -339,13 +345,13 @@ def test_sigterm_lets_in_flight_sends_finish_or_stay_retryable(tmp_path, pki):
     assert sorted(e["reference"] for e in inbox_entries(b.config().folder.inbox)) == [f"T{i:02}" for i in range(40)]
 
 
-def test_concurrent_copies_and_repeats_are_delivered_once(tmp_path, pki):
+def test_concurrent_copies_and_repeats_are_delivered_once(tmp_path, pki, pair_databases):
     from concurrent.futures import ThreadPoolExecutor
 
     from gateway import as4
     from gateway.daemon import Gateway
     from gateway.outbound import Submission
-    a, b = write_pair(tmp_path, pki)
+    a, b = write_pair(tmp_path, pki, database_urls=pair_databases)
     gw_a, gw_b = Gateway(a.config()), Gateway(b.config())
     mid = gw_a.outbound.submit(Submission("bb-nsw", "test-cert", b"<doc>once</doc>", nsw_reference="ONCE"))
     row = gw_a.store.find(mid)[0]
