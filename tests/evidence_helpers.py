@@ -44,13 +44,22 @@ def make_pair(tmp: Path, pki: Path, database_urls: tuple[str, str] | None = None
 def tamper(node: Node, sql: str, **params) -> int:
     """Run one statement on the node's database (SQLite or PostgreSQL) behind the gateway's
     back, as an attacker with database access would; the number of rows it changed."""
+    return _on_database(node, lambda conn, text: conn.execute(text(sql), params).rowcount)
+
+
+def query_one(node: Node, sql: str, **params):
+    """The first row of a query on the node's database, or None."""
+    return _on_database(node, lambda conn, text: conn.execute(text(sql), params).first())
+
+
+def _on_database(node: Node, work):
     from sqlalchemy import text
 
     from gateway.store.connect import make_engine
     engine = make_engine(node.config().database_url)
     try:
         with engine.begin() as conn:
-            return conn.execute(text(sql), params).rowcount
+            return work(conn, text)
     finally:
         engine.dispose()
 

@@ -31,7 +31,7 @@ from gateway.evidence.scheduler import CheckpointService, with_checkpoints
 from gateway.evidence.verify import verify_evidence
 from gateway.store.models import EvidenceEntry
 from partners.configfile import ConfigError
-from tests.evidence_helpers import db_path, evidence_cli, make_pair
+from tests.evidence_helpers import db_path, evidence_cli, make_pair, query_one, tamper
 from tests.harness import Daemon, swgw, wait_for, write_pair
 
 
@@ -60,12 +60,11 @@ def _synchronously(f, *args):
 def _delete_newest(node, keep_seq: int, message_id: str) -> None:
     """What an attacker with database access does: drop the newest entries *and* the rows they
     witness, so the shorter chain and the tables agree with each other."""
-    with sqlite3.connect(db_path(node)) as conn:
-        (pk,) = conn.execute("SELECT id FROM messages WHERE message_id = ?", (message_id,)).fetchone()
-        for table in ("events", "payloads", "receipts"):
-            conn.execute(f"DELETE FROM {table} WHERE message_pk = ?", (pk,))
-        conn.execute("DELETE FROM messages WHERE id = ?", (pk,))
-        conn.execute("DELETE FROM evidence_log WHERE seq > ?", (keep_seq,))
+    (pk,) = query_one(node, "SELECT id FROM messages WHERE message_id = :m", m=message_id)
+    for table in ("events", "payloads", "receipts"):
+        tamper(node, f"DELETE FROM {table} WHERE message_pk = :pk", pk=pk)
+    tamper(node, "DELETE FROM messages WHERE id = :pk", pk=pk)
+    tamper(node, "DELETE FROM evidence_log WHERE seq > :seq", seq=keep_seq)
 
 
 # -- the schedule, on a Clock --------------------------------------------------------------------
@@ -289,13 +288,12 @@ def test_checkpoints_are_signed_with_the_algorithm_of_the_key(pair, pki, key_typ
 
 # -- the real daemon ------------------------------------------------------------------------------
 def _status(node, message_id: str) -> str | None:
-    with sqlite3.connect(db_path(node)) as conn:
-        row = conn.execute("SELECT status FROM messages WHERE message_id = ?", (message_id,)).fetchone()
+    row = query_one(node, "SELECT status FROM messages WHERE message_id = :m", m=message_id)
     return row[0] if row else None
 
 
-def test_daemons_checkpoint_while_running_and_at_stop_and_truncation_is_then_caught(tmp_path, pki):
-    a, b = write_pair(tmp_path, pki)
+def test_daemons_checkpoint_while_running_and_at_stop_and_truncation_is_then_caught(tmp_path, pki, pair_databases):
+    a, b = write_pair(tmp_path, pki, database_urls=pair_databases)
     document = tmp_path / "doc.xml"
     document.write_bytes(b"<doc>checkpointed</doc>")
     daemons = [Daemon(b).start(), Daemon(a).start()]

@@ -68,8 +68,8 @@ def signed_info_refs(soap: Path) -> tuple[etree._Element, dict[str, str]]:
     return env, {r.get("URI"): r.findtext(f"{{{DS}}}DigestValue").strip() for r in si.iterfind(f"{{{DS}}}Reference")}
 
 
-def test_exported_bundle_verifies_by_its_readme(tmp_path, pki, monkeypatch):
-    pair = make_pair(tmp_path / "gw", pki)
+def test_exported_bundle_verifies_by_its_readme(tmp_path, pki, monkeypatch, pair_databases):
+    pair = make_pair(tmp_path / "gw", pki, pair_databases)
     try:
         mid = pair.exchange(document=b"<certificate>ePhyto 42</certificate>")
         pair.exchange(document=b"<certificate>another one, after</certificate>", reference="REF-2")
